@@ -1,0 +1,45 @@
+"""Shared fixtures: the parser implementation axis and the run's report header.
+
+Every parser test takes ``parser_impl`` (ids ``c`` and ``py``), so the whole
+parser suite runs against both implementations. The compiled one is marked
+``c_extension``; when it cannot be imported its tests *fail* - unless the run
+explicitly asks for pure Python with ``FASTSERVE_NO_EXTENSIONS=1``, which
+deselects them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from types import ModuleType
+
+import pytest
+
+import fastserve.parser
+
+NO_EXTENSIONS = bool(os.environ.get("FASTSERVE_NO_EXTENSIONS"))
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"fastserve parser in use: {fastserve.parser.PARSER_IMPL}; FASTSERVE_NO_EXTENSIONS={NO_EXTENSIONS}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not NO_EXTENSIONS:
+        return
+    selected, deselected = [], []
+    for item in items:
+        (deselected if item.get_closest_marker("c_extension") else selected).append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = selected
+
+
+@pytest.fixture(
+    scope="session",
+    params=[pytest.param("c", marks=pytest.mark.c_extension), "py"],
+)
+def parser_impl(request: pytest.FixtureRequest) -> ModuleType:
+    """The parser module under test: ``fastserve._parser`` or ``fastserve._parser_py``."""
+    name = "fastserve._parser" if request.param == "c" else "fastserve._parser_py"
+    return importlib.import_module(name)
