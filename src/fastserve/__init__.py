@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from ._install import install, uninstall
 from .errors import HTTPParseError
 from .parser import PARSER_IMPL, parse_request
 
 __version__ = "0.1.0"
 
-__all__ = ["HTTPParseError", "PARSER_IMPL", "parse_request", "__version__"]
+__all__ = ["HTTPParseError", "PARSER_IMPL", "install", "parse_request", "uninstall", "__version__"]
