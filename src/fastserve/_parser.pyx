@@ -1,0 +1,1357 @@
+"""Compiled HTTP/1.1 request-head parser, chunked-body decoder and response-head serializer.
+
+The contract is docs/parsing.md; ``fastserve._parser_py`` is the executable spec and
+this module must agree with it byte for byte (tests/parser/test_differential.py).
+Public docstrings live in ``_parser.pyi``.
+
+What lives here (STYLE.md, "The Cython/Python boundary"): the per-byte work on the
+raw buffer through ``const unsigned char*`` pointers - finding line ends, checking
+bytes against 256-entry tables, CRLF stripping, header name -> environ key
+conversion, Content-Length / chunk-size arithmetic, framing decisions - and building
+the environ dict directly. Policy stays in Python: the error classes come from
+:mod:`fastserve.errors`, the character sets, known transfer codings and default
+limits from :mod:`fastserve._abnf` (copied into C tables at import).
+
+Incremental parsing keeps only offsets between calls: ``parse()`` is always given
+the same bytes extended by new ones, so a completed line is validated once and
+recorded as offsets; the environ is built from those offsets when the final empty
+line arrives.
+"""
+
+cimport cython
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_CheckExact, PyByteArray_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
+from cpython.object cimport PyObject
+from cpython.unicode cimport PyUnicode_Check
+from libc.string cimport memchr, memcmp, memcpy
+
+from fastserve import _abnf
+from fastserve.errors import (
+    DuplicateHeaderError,
+    HeaderFieldTooLargeError,
+    HeadTooLargeError,
+    InvalidChunkError,
+    InvalidContentLengthError,
+    InvalidHeaderError,
+    InvalidMethodError,
+    InvalidRequestLineError,
+    InvalidTargetError,
+    InvalidTransferEncodingError,
+    InvalidVersionError,
+    RequestLineTooLongError,
+    TooManyHeadersError,
+    UnsupportedTransferEncodingError,
+    UnsupportedVersionError,
+)
+
+__all__ = ["RequestParser", "ChunkedDecoder", "serialize_response_head"]
+
+
+cdef extern from "Python.h":
+    object PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
+    void* PyUnicode_DATA(object o)
+    int PyUnicode_KIND(object o)
+    Py_ssize_t PyUnicode_GET_LENGTH(object o)
+    int PyUnicode_READY(object o) except -1
+    object PyUnicode_DecodeUTF8(const char* s, Py_ssize_t size, const char* errors)
+    object PyUnicode_DecodeLatin1(const char* s, Py_ssize_t size, const char* errors)
+    object PyUnicode_InternFromString(const char* v)
+    enum: PyUnicode_1BYTE_KIND
+    PyObject* PyDict_SetDefault(object d, object key, object default) except NULL
+    int PyDict_SetItem(object d, object key, object value) except -1
+    object _PyDict_NewPresized(Py_ssize_t minused)
+
+
+# --- character classes (RFC 9110 §5.6.2, §5.5; RFC 9112 §3.2; RFC 5234 HEXDIG) -------------
+
+cdef enum:
+    C_TCHAR = 1     # RFC 9110 §5.6.2 tchar
+    C_TARGET = 2    # request-target bytes: visible ASCII 0x21-0x7E
+    C_VALUE = 4     # RFC 9110 §5.5 field-value bytes: SP, HTAB, VCHAR, obs-text
+    C_HEX = 8       # RFC 5234 HEXDIG (either case)
+    C_OWS = 16      # RFC 9110 §5.6.3 OWS: SP / HTAB
+
+cdef unsigned char CT[256]
+cdef signed char HEXVAL[256]
+
+
+cdef void _build_tables() except *:
+    cdef int i
+    for i in range(256):
+        CT[i] = 0
+        HEXVAL[i] = -1
+    for i in _abnf.TCHAR:
+        CT[i] |= C_TCHAR
+    for i in _abnf.TARGET_CHAR:
+        CT[i] |= C_TARGET
+    for i in _abnf.FIELD_VALUE_CHAR:
+        CT[i] |= C_VALUE
+    for i in _abnf.OWS:
+        CT[i] |= C_OWS
+    cdef const char* digits = b"0123456789abcdefABCDEF"
+    cdef unsigned char c
+    for i in range(22):
+        c = <unsigned char>digits[i]
+        HEXVAL[c] = i if i < 16 else i - 6
+        CT[c] |= C_HEX
+
+
+_build_tables()
+
+# RFC 9110 §8.6 / §7.1 of RFC 9112: lengths and chunk sizes must fit in 63 bits.
+cdef unsigned long long MAX_LENGTH = _abnf.MAX_BODY_LENGTH
+
+# RFC 9112 §6.1: transfer codings we recognise (lower-cased, from _abnf).
+cdef tuple KNOWN_CODINGS = tuple(sorted(c.lower().encode("ascii") for c in _abnf.KNOWN_TRANSFER_CODINGS))
+
+# Interned result strings.
+cdef str S_HTTP11 = "HTTP/1.1"
+cdef str S_HTTP10 = "HTTP/1.0"
+cdef str S_EMPTY = ""
+cdef str S_STAR = "*"
+cdef str K_REQUEST_METHOD = "REQUEST_METHOD"
+cdef str K_SCRIPT_NAME = "SCRIPT_NAME"
+cdef str K_PATH_INFO = "PATH_INFO"
+cdef str K_QUERY_STRING = "QUERY_STRING"
+cdef str K_REQUEST_URI = "REQUEST_URI"
+cdef str K_RAW_URI = "RAW_URI"
+cdef str K_SERVER_PROTOCOL = "SERVER_PROTOCOL"
+cdef str K_CONTENT_TYPE = "CONTENT_TYPE"
+cdef str K_CONTENT_LENGTH = "CONTENT_LENGTH"
+cdef str K_HTTP_HOST = "HTTP_HOST"
+cdef tuple METHODS = ("GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE")
+
+
+# --- field kinds: names the parser interprets (compared case-insensitively) ----------------
+
+cdef enum:
+    F_OTHER = 0
+    F_DROP = 1        # name contains "_": validated and counted, never in the environ
+    F_FOLD = 2        # obs-fold continuation line (RFC 9112 §5.2)
+    F_HOST = 3
+    F_CTYPE = 4
+    F_CLEN = 5
+    F_TE = 6
+    F_CONN = 7
+    F_EXPECT = 8
+
+
+cdef inline bint _ieq(const unsigned char* p, const char* lower, Py_ssize_t n) noexcept:
+    """``p[:n]`` equals the lower-case ASCII ``lower``, ignoring case."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        if (p[i] | 0x20) != <unsigned char>lower[i]:
+            return False
+    return True
+
+
+cdef int _field_kind(const unsigned char* p, Py_ssize_t n) noexcept:
+    """Classify a field name (tchar bytes); ``|0x20`` is safe: only letters can match."""
+    if memchr(p, b"_", n) != NULL:
+        return F_DROP
+    if n == 4:
+        if _ieq(p, b"host", 4):
+            return F_HOST
+    elif n == 6:
+        if _ieq(p, b"expect", 6):
+            return F_EXPECT
+    elif n == 10:
+        if _ieq(p, b"connection", 10):
+            return F_CONN
+    elif n == 12:
+        if _ieq(p, b"content-type", 12):
+            return F_CTYPE
+    elif n == 14:
+        if _ieq(p, b"content-length", 14):
+            return F_CLEN
+    elif n == 17:
+        if _ieq(p, b"transfer-encoding", 17):
+            return F_TE
+    return F_OTHER
+
+
+# --- environ key cache: "HTTP_" + NAME for common header names ------------------------------
+# An open-addressing table filled once at import and only read afterwards (safe without
+# the GIL's help); a miss just creates a new str.
+
+cdef enum:
+    KEY_CACHE_SIZE = 256  # power of two, > 2x the names below
+
+cdef PyObject* _key_cache[KEY_CACHE_SIZE]   # borrowed from _key_strings; NULL: empty slot
+cdef unsigned int _key_hash[KEY_CACHE_SIZE]
+cdef list _key_strings = []                 # keeps the cached keys alive
+
+_COMMON_FIELDS = (
+    "Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Access-Control-Request-Headers",
+    "Access-Control-Request-Method", "Authorization", "Cache-Control", "Connection", "Content-Encoding",
+    "Content-MD5", "Cookie", "Date", "DNT", "Expect", "Forwarded", "From", "Host", "If-Match",
+    "If-Modified-Since", "If-None-Match", "If-Range", "If-Unmodified-Since", "Keep-Alive", "Max-Forwards",
+    "Origin", "Pragma", "Priority", "Proxy-Authorization", "Proxy-Connection", "Range", "Referer",
+    "Sec-CH-UA", "Sec-CH-UA-Mobile", "Sec-CH-UA-Platform", "Sec-Fetch-Dest", "Sec-Fetch-Mode",
+    "Sec-Fetch-Site", "Sec-Fetch-User", "Sec-GPC", "Sec-WebSocket-Extensions", "Sec-WebSocket-Key",
+    "Sec-WebSocket-Protocol", "Sec-WebSocket-Version", "TE", "Trailer", "Transfer-Encoding", "Upgrade",
+    "Upgrade-Insecure-Requests", "User-Agent", "Via", "Warning", "X-CSRF-Token", "X-CSRFToken",
+    "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-IP", "X-Request-ID",
+    "X-Requested-With",
+)
+
+
+cdef inline unsigned int _fnv(const unsigned char* p, Py_ssize_t n) noexcept:
+    cdef unsigned int h = 2166136261u
+    cdef Py_ssize_t i
+    for i in range(n):
+        h = (h ^ p[i]) * 16777619u
+    return h
+
+
+cdef void _build_key_cache() except *:
+    cdef int i
+    cdef unsigned int h, slot
+    cdef bytes kb
+    for i in range(KEY_CACHE_SIZE):
+        _key_cache[i] = NULL
+        _key_hash[i] = 0
+    for name in _COMMON_FIELDS:
+        key = "HTTP_" + name.upper().replace("-", "_")
+        kb = key.encode("ascii")
+        h = _fnv(<const unsigned char*>PyBytes_AS_STRING(kb), len(kb))
+        slot = h & (KEY_CACHE_SIZE - 1)
+        while _key_cache[slot] != NULL:
+            slot = (slot + 1) & (KEY_CACHE_SIZE - 1)
+        key = PyUnicode_InternFromString(PyBytes_AS_STRING(kb))
+        _key_strings.append(key)
+        _key_cache[slot] = <PyObject*>key
+        _key_hash[slot] = h
+
+
+_build_key_cache()
+
+
+cdef object _environ_key(const unsigned char* name, Py_ssize_t n, unsigned char* scratch):
+    """``HTTP_`` + ``name`` upper-cased with ``-`` -> ``_`` (werkzeug's rule), as a str.
+
+    ``scratch`` has room for ``n + 5`` bytes.
+    """
+    cdef Py_ssize_t i
+    cdef unsigned char c
+    cdef unsigned int h = 2166136261u
+    cdef unsigned int slot
+    cdef PyObject* cached
+    cdef object key
+    scratch[0] = b"H"; scratch[1] = b"T"; scratch[2] = b"T"; scratch[3] = b"P"; scratch[4] = b"_"
+    for i in range(5):
+        h = (h ^ scratch[i]) * 16777619u
+    for i in range(n):
+        c = name[i]
+        if c >= b"a" and c <= b"z":
+            c -= 32
+        elif c == b"-":
+            c = b"_"
+        scratch[5 + i] = c
+        h = (h ^ c) * 16777619u
+    slot = h & (KEY_CACHE_SIZE - 1)
+    while True:
+        cached = _key_cache[slot]
+        if cached == NULL:
+            break
+        if (_key_hash[slot] == h and PyUnicode_GET_LENGTH(<object>cached) == n + 5
+                and memcmp(PyUnicode_DATA(<object>cached), scratch, n + 5) == 0):
+            return <object>cached
+        slot = (slot + 1) & (KEY_CACHE_SIZE - 1)
+    key = PyUnicode_New(n + 5, 127)  # tchar is ASCII
+    memcpy(PyUnicode_DATA(key), scratch, n + 5)
+    return key
+
+
+# --- small helpers --------------------------------------------------------------------------
+
+cdef inline object _ascii(const unsigned char* p, Py_ssize_t n):
+    """A str of ASCII bytes (the caller guarantees every byte < 0x80)."""
+    cdef object s = PyUnicode_New(n, 127)
+    memcpy(PyUnicode_DATA(s), p, n)
+    return s
+
+
+cdef inline object _latin1(const unsigned char* p, Py_ssize_t n, bint high):
+    """A str of latin-1 bytes; ``high`` says whether one of them is >= 0x80 (canonical kind)."""
+    cdef object s = PyUnicode_New(n, 255 if high else 127)
+    memcpy(PyUnicode_DATA(s), p, n)
+    return s
+
+
+cdef inline bint _has_high(const unsigned char* p, Py_ssize_t n) noexcept:
+    cdef Py_ssize_t i
+    for i in range(n):
+        if p[i] & 0x80:
+            return True
+    return False
+
+
+cdef struct Buffer:
+    const unsigned char* p
+    Py_ssize_t n
+    bint release
+    Py_buffer view
+
+
+cdef inline int _acquire(object data, Buffer* b) except -1:
+    """Point ``b`` at the bytes of ``data``: bytes/bytearray directly, else the buffer protocol."""
+    if PyBytes_CheckExact(data):
+        b.p = <const unsigned char*>PyBytes_AS_STRING(data)
+        b.n = PyBytes_GET_SIZE(data)
+        b.release = False
+    elif PyByteArray_CheckExact(data):
+        b.p = <const unsigned char*>PyByteArray_AS_STRING(data)
+        b.n = PyByteArray_GET_SIZE(data)
+        b.release = False
+    else:
+        PyObject_GetBuffer(data, &b.view, PyBUF_SIMPLE)
+        b.p = <const unsigned char*>b.view.buf
+        b.n = b.view.len
+        b.release = True
+    return 0
+
+
+cdef inline void _release(Buffer* b) noexcept:
+    if b.release:
+        PyBuffer_Release(&b.view)
+        b.release = False
+
+
+cdef inline Py_ssize_t _partial_len(const unsigned char* p, Py_ssize_t s, Py_ssize_t n) noexcept:
+    """Length of a line still missing its LF, a trailing CR not counted (it may start CRLF)."""
+    if n > s and p[n - 1] == b"\r":
+        return n - 1 - s
+    return n - s
+
+
+cdef int _check_field_content(const unsigned char* p, Py_ssize_t s, Py_ssize_t le, bint has_prev,
+                              Py_ssize_t* name_end, Py_ssize_t* value_start, bint* high) except -1:
+    """Validate one field line ``p[s:le]`` (CRLF stripped); RFC 9110 §5.5, RFC 9112 §5.
+
+    ``field-line = field-name ":" OWS field-value OWS``; a line starting with SP/HTAB is an
+    obs-fold (RFC 9112 §5.2), allowed only after another field line (``has_prev``).
+    Returns the kind (F_*); sets the name end, the value start (leading OWS skipped) and
+    whether the value holds obs-text.
+    """
+    cdef Py_ssize_t i = s
+    cdef unsigned char acc = 0
+    cdef unsigned char c
+    cdef int kind
+    if CT[p[s]] & C_OWS:
+        if not has_prev:
+            raise InvalidHeaderError("obs-fold without a preceding field line")
+        kind = F_FOLD
+        name_end[0] = s
+    else:
+        while i < le and CT[p[i]] & C_TCHAR:
+            i += 1
+        if i == le or p[i] != b":":
+            raise InvalidHeaderError("invalid field name")
+        if i == s:
+            raise InvalidHeaderError("empty field name")
+        kind = _field_kind(p + s, i - s)
+        name_end[0] = i
+        i += 1
+        while i < le and CT[p[i]] & C_OWS:
+            i += 1
+    value_start[0] = i
+    while i < le:
+        c = p[i]
+        if not (CT[c] & C_VALUE):
+            raise InvalidHeaderError("invalid byte in field value")
+        acc |= c
+        i += 1
+    high[0] = (acc & 0x80) != 0
+    return kind
+
+
+# --- request parser ------------------------------------------------------------------------
+
+cdef struct Field:
+    Py_ssize_t name_start
+    Py_ssize_t name_end
+    Py_ssize_t value_start   # after leading OWS (a fold: the whole line)
+    Py_ssize_t value_end     # CRLF excluded
+    int kind
+    bint high                # the value holds obs-text
+
+
+cdef enum:
+    P_START = 0     # before / inside the request line
+    P_FIELDS = 1    # field lines
+    P_DONE = 2      # head complete; the next parse() starts a new request
+
+cdef enum:
+    T_ORIGIN = 0
+    T_ABSOLUTE = 1
+    T_AUTHORITY = 2
+    T_ASTERISK = 3
+
+
+@cython.final
+cdef class RequestParser:
+    cdef public Py_ssize_t max_request_line
+    cdef public Py_ssize_t max_field_line
+    cdef public Py_ssize_t max_head
+    cdef public Py_ssize_t max_fields
+
+    cdef readonly dict environ
+    cdef readonly str method
+    cdef readonly str version
+    cdef readonly long long content_length
+    cdef readonly bint chunked
+    cdef readonly bint keep_alive
+    cdef readonly bint must_close
+    cdef readonly bint expect_continue
+
+    # incremental state (offsets into the request's data)
+    cdef int _phase
+    cdef Py_ssize_t _pos          # start of the first line not yet complete
+    cdef Py_ssize_t _scanned      # no LF in data[_pos:_scanned]
+    cdef Py_ssize_t _mchecked     # method bytes of the partial request line already checked
+    cdef Py_ssize_t _head_size
+    cdef Py_ssize_t _nlines       # physical field lines
+    cdef bint _seen_host
+    cdef bint _seen_ctype
+    # request line
+    cdef Py_ssize_t _rl_start
+    cdef Py_ssize_t _m_end
+    cdef Py_ssize_t _t_start
+    cdef Py_ssize_t _t_end
+    cdef Py_ssize_t _uri_start    # REQUEST_URI start (origin-form "//" collapse)
+    cdef Py_ssize_t _path_start
+    cdef Py_ssize_t _path_end
+    cdef Py_ssize_t _q_start      # -1: no query
+    cdef Py_ssize_t _q_end
+    cdef Py_ssize_t _host_start   # absolute-form authority without userinfo
+    cdef Py_ssize_t _host_end
+    cdef int _form
+    cdef bint _http11
+    # field records
+    cdef Field* _fields
+    cdef Py_ssize_t _nfields
+    cdef Py_ssize_t _cap
+
+    def __cinit__(self):
+        self._cap = 32
+        self._fields = <Field*>PyMem_Malloc(self._cap * sizeof(Field))
+        if self._fields == NULL:
+            raise MemoryError()
+
+    def __dealloc__(self):
+        PyMem_Free(self._fields)
+
+    def __init__(self, Py_ssize_t max_request_line=_abnf.MAX_REQUEST_LINE,
+                 Py_ssize_t max_field_line=_abnf.MAX_FIELD_LINE,
+                 Py_ssize_t max_head=_abnf.MAX_HEAD,
+                 Py_ssize_t max_fields=_abnf.MAX_FIELDS):
+        self.max_request_line = max_request_line
+        self.max_field_line = max_field_line
+        self.max_head = max_head
+        self.max_fields = max_fields
+        self.reset()
+
+    cpdef void reset(self):
+        """Forget the current request (needed after an error)."""
+        self._phase = P_START
+        self._pos = 0
+        self._scanned = 0
+        self._mchecked = 0
+        self._head_size = 0
+        self._nlines = 0
+        self._nfields = 0
+        self._seen_host = False
+        self._seen_ctype = False
+
+    def parse(self, data):
+        cdef Buffer b
+        _acquire(data, &b)
+        if not b.release:
+            return self._parse(b.p, b.n)
+        try:
+            return self._parse(b.p, b.n)
+        finally:
+            _release(&b)
+
+    cdef Py_ssize_t _parse(self, const unsigned char* p, Py_ssize_t n) except -1:
+        cdef Py_ssize_t s, e, le
+        cdef const unsigned char* lf
+        if self._phase == P_DONE:
+            self.reset()
+        if n < self._pos:
+            raise ValueError("parse() must get the same bytes, extended, until the head is complete")
+        while True:
+            s = self._pos
+            if self._scanned < s:
+                self._scanned = s
+            lf = <const unsigned char*>memchr(p + self._scanned, b"\n", n - self._scanned)
+            if lf == NULL:
+                self._scanned = n
+                self._check_partial(p, s, n)
+                return 0
+            e = lf - p
+            if e > s and p[e - 1] == b"\r":
+                le = e - 1
+            else:
+                le = e
+            if self._phase == P_START:
+                if le == s and e > s:
+                    # RFC 9112 §2.2: empty lines before the request line are skipped; they
+                    # count toward max_head so an endless stream of them ends.
+                    self._head_size += 2
+                    if self._head_size > self.max_head:
+                        raise HeadTooLargeError()
+                    self._pos = e + 1
+                    continue
+                self._request_line(p, s, le, e)
+                self._phase = P_FIELDS
+            else:
+                if le == s and e > s:
+                    self._finish(p)
+                    self._phase = P_DONE
+                    return e + 1
+                self._field_line(p, s, le, e)
+            self._pos = e + 1
+
+    cdef int _check_method(self, const unsigned char* p, Py_ssize_t s, Py_ssize_t end,
+                           bint partial) except -1:
+        """RFC 9110 §9.1 / §5.6.2: the method is 1*tchar, checked as its bytes arrive.
+
+        Checks ``p[s + _mchecked:end]`` up to the first SP, so a TLS ClientHello or any other
+        non-token byte is refused at once.
+        """
+        cdef Py_ssize_t i = s + self._mchecked
+        cdef unsigned char c
+        while i < end:
+            c = p[i]
+            if c == b" ":
+                if i == s:
+                    raise InvalidMethodError("request line starts with SP")
+                self._mchecked = self.max_request_line + 2  # method complete: stop checking
+                return 0
+            if not (CT[c] & C_TCHAR):
+                if partial and c == b"\r" and i == end - 1:
+                    return 0  # maybe the start of CRLF: decided when the next byte arrives
+                raise InvalidMethodError()
+            i += 1
+        self._mchecked = i - s
+        return 0
+
+    cdef int _check_partial(self, const unsigned char* p, Py_ssize_t s, Py_ssize_t n) except -1:
+        """Validate the line that has not ended yet: its length and, in the request line, the method."""
+        cdef Py_ssize_t limit
+        if self._phase == P_START:
+            limit = self.max_request_line
+            if n - s == 1 and p[s] == b"\r":
+                return 0  # maybe an empty line
+            if self._mchecked <= limit:
+                self._check_method(p, s, min(n, s + limit + 1), True)
+            if _partial_len(p, s, n) > limit:
+                raise RequestLineTooLongError()  # RFC 9112 §3: 414
+        elif _partial_len(p, s, n) > self.max_field_line:
+            raise HeaderFieldTooLargeError()  # RFC 6585 §5: 431
+        return 0
+
+    cdef int _request_line(self, const unsigned char* p, Py_ssize_t s, Py_ssize_t le,
+                           Py_ssize_t e) except -1:
+        """RFC 9112 §3: ``request-line = method SP request-target SP HTTP-version CRLF``."""
+        cdef Py_ssize_t limit = self.max_request_line
+        cdef Py_ssize_t m, t, i
+        cdef const unsigned char* q
+        # same order as for a partial line, so any split gives the same error
+        if self._mchecked <= limit:
+            self._check_method(p, s, min(le, s + limit + 1), False)
+        if le - s > limit:
+            raise RequestLineTooLongError()
+        if le == e:
+            raise InvalidRequestLineError("bare LF")  # RFC 9112 §2.2
+        if memchr(p + s, b"\r", le - s) != NULL:
+            raise InvalidRequestLineError("CR without LF")
+        self._head_size += le - s
+        if self._head_size > self.max_head:
+            raise HeadTooLargeError()
+        # exactly one SP between the parts (RFC 9112 §3)
+        q = <const unsigned char*>memchr(p + s, b" ", le - s)
+        if q == NULL:
+            raise InvalidRequestLineError("missing request-target")
+        m = q - p
+        q = <const unsigned char*>memchr(p + m + 1, b" ", le - m - 1)
+        if q == NULL:
+            raise InvalidRequestLineError("missing HTTP-version")
+        t = q - p
+        if t == m + 1:
+            raise InvalidRequestLineError("empty request-target")
+        if memchr(p + t + 1, b" ", le - t - 1) != NULL:
+            raise InvalidRequestLineError("too many SP")
+        self._rl_start = s
+        self._m_end = m
+        self._t_start = m + 1
+        self._t_end = t
+        # RFC 9112 §3.2: request-target bytes are visible ASCII
+        for i in range(m + 1, t):
+            if not (CT[p[i]] & C_TARGET):
+                raise InvalidTargetError("invalid byte in request-target")
+        self._target(p, m + 1, t)
+        self._version(p, t + 1, le)
+        return 0
+
+    cdef int _target(self, const unsigned char* p, Py_ssize_t ts, Py_ssize_t te) except -1:
+        """Classify the request-target (RFC 9112 §3.2) and record its parts."""
+        cdef Py_ssize_t i, a, h, ae, path_start
+        cdef unsigned char c
+        cdef Py_ssize_t mlen = self._m_end - self._rl_start
+        cdef bint is_connect = mlen == 7 and memcmp(p + self._rl_start, b"CONNECT", 7) == 0
+        self._q_start = -1
+        self._q_end = -1
+        self._host_start = -1
+        if is_connect:
+            # §3.2.3 authority-form = uri-host ":" port, only (and always) with CONNECT
+            self._form = T_AUTHORITY
+            i = te - 1
+            while i >= ts and p[i] >= b"0" and p[i] <= b"9":
+                i -= 1
+            if i <= ts or p[i] != b":":
+                raise InvalidTargetError("CONNECT needs host:port")
+            for a in range(ts, te):
+                c = p[a]
+                if c == b"/" or c == b"?" or c == b"#" or c == b"@":
+                    raise InvalidTargetError("CONNECT needs host:port")
+            self._uri_start = ts
+            self._path_start = self._path_end = ts
+            return 0
+        if p[ts] == b"/":
+            # §3.2.1 origin-form; a leading run of "/" collapses to one (werkzeug)
+            i = ts
+            while i + 1 < te and p[i + 1] == b"/":
+                i += 1
+            self._form = T_ORIGIN
+            self._uri_start = i
+            path_start = i
+        elif te - ts == 1 and p[ts] == b"*":
+            # §3.2.4 asterisk-form, only with OPTIONS
+            if not (mlen == 7 and memcmp(p + self._rl_start, b"OPTIONS", 7) == 0):
+                raise InvalidTargetError("'*' is only allowed with OPTIONS")
+            self._form = T_ASTERISK
+            self._uri_start = ts
+            self._path_start = ts
+            self._path_end = te
+            return 0
+        else:
+            # §3.2.2 absolute-form; RFC 3986 §3.1 scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
+            c = p[ts] | 0x20
+            if not (c >= b"a" and c <= b"z"):
+                raise InvalidTargetError()
+            i = ts + 1
+            while i < te:
+                c = p[i]
+                if not ((c | 0x20) >= b"a" and (c | 0x20) <= b"z" or c >= b"0" and c <= b"9"
+                        or c == b"+" or c == b"-" or c == b"."):
+                    break
+                i += 1
+            if te - i < 3 or memcmp(p + i, b"://", 3) != 0:
+                raise InvalidTargetError()
+            a = i + 3
+            ae = a
+            h = a
+            while ae < te:
+                c = p[ae]
+                if c == b"/" or c == b"?" or c == b"#":
+                    break
+                if c == b"@":
+                    h = ae + 1  # RFC 3986 §3.2.1: userinfo never reaches HTTP_HOST
+                ae += 1
+            if ae == h:
+                raise InvalidTargetError("empty host")
+            self._form = T_ABSOLUTE
+            self._host_start = h
+            self._host_end = ae
+            self._uri_start = ts
+            path_start = ae
+        # path up to "?" or "#"; query after "?" up to "#"
+        i = path_start
+        while i < te and p[i] != b"?" and p[i] != b"#":
+            i += 1
+        self._path_start = path_start
+        self._path_end = i
+        if i < te and p[i] == b"?":
+            a = i + 1
+            i = a
+            while i < te and p[i] != b"#":
+                i += 1
+            self._q_start = a
+            self._q_end = i
+        return 0
+
+    cdef int _version(self, const unsigned char* p, Py_ssize_t vs, Py_ssize_t ve) except -1:
+        """RFC 9112 §2.3: ``HTTP-version = "HTTP/" DIGIT "." DIGIT``; only 1.0 and 1.1 served."""
+        if ve - vs == 8 and memcmp(p + vs, b"HTTP/1.", 7) == 0 and (p[vs + 7] == b"1" or p[vs + 7] == b"0"):
+            self._http11 = p[vs + 7] == b"1"
+            return 0
+        if (ve - vs == 8 and memcmp(p + vs, b"HTTP/", 5) == 0 and p[vs + 5] >= b"0" and p[vs + 5] <= b"9"
+                and p[vs + 6] == b"." and p[vs + 7] >= b"0" and p[vs + 7] <= b"9"):
+            raise UnsupportedVersionError()  # RFC 9110 §15.6.6: 505
+        raise InvalidVersionError()
+
+    cdef int _field_line(self, const unsigned char* p, Py_ssize_t s, Py_ssize_t le,
+                         Py_ssize_t e) except -1:
+        """One field line (RFC 9110 §5.5, RFC 9112 §5), validated and recorded as offsets."""
+        cdef Py_ssize_t name_end, value_start
+        cdef bint high
+        cdef int kind
+        cdef Field* f
+        if le - s > self.max_field_line:
+            raise HeaderFieldTooLargeError()
+        if le == e:
+            raise InvalidHeaderError("bare LF")  # RFC 9112 §2.2
+        self._nlines += 1
+        if self._nlines > self.max_fields:
+            raise TooManyHeadersError()
+        self._head_size += le - s
+        if self._head_size > self.max_head:
+            raise HeadTooLargeError()
+        kind = _check_field_content(p, s, le, self._nfields > 0, &name_end, &value_start, &high)
+        if kind == F_HOST:
+            if self._seen_host:
+                raise DuplicateHeaderError("more than one Host field")  # RFC 9112 §3.2
+            self._seen_host = True
+        elif kind == F_CTYPE:
+            if self._seen_ctype:
+                raise DuplicateHeaderError("more than one Content-Type field")  # RFC 9110 §8.3
+            self._seen_ctype = True
+        if self._nfields == self._cap:
+            f = <Field*>PyMem_Realloc(self._fields, 2 * self._cap * sizeof(Field))
+            if f == NULL:
+                raise MemoryError()
+            self._fields = f
+            self._cap *= 2
+        f = &self._fields[self._nfields]
+        f.name_start = s
+        f.name_end = name_end
+        f.value_start = value_start
+        f.value_end = le
+        f.kind = kind
+        f.high = high
+        self._nfields += 1
+        return 0
+
+    cdef object _path_info(self, const unsigned char* p):
+        """PATH_INFO: percent-decoded, then ``.decode("utf-8", "replace")``, re-encoded and read
+        as latin-1 (exactly ``unquote(path).encode().decode("latin-1")``)."""
+        cdef Py_ssize_t s = self._path_start, e = self._path_end
+        cdef Py_ssize_t i, j
+        cdef unsigned char* buf
+        cdef unsigned char acc = 0
+        cdef signed char hi, lo
+        if memchr(p + s, b"%", e - s) == NULL:
+            return _ascii(p + s, e - s)
+        buf = <unsigned char*>PyMem_Malloc(e - s)
+        if buf == NULL:
+            raise MemoryError()
+        try:
+            i = s
+            j = 0
+            while i < e:
+                if p[i] == b"%" and e - i >= 3:
+                    hi = HEXVAL[p[i + 1]]
+                    lo = HEXVAL[p[i + 2]]
+                    if hi >= 0 and lo >= 0:
+                        buf[j] = <unsigned char>(hi * 16 + lo)
+                        acc |= buf[j]
+                        j += 1
+                        i += 3
+                        continue
+                buf[j] = p[i]
+                j += 1
+                i += 1
+            if not (acc & 0x80):
+                return _ascii(buf, j)
+            text = PyUnicode_DecodeUTF8(<const char*>buf, j, "replace")
+            raw = text.encode("utf-8")
+            return PyUnicode_DecodeLatin1(PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw), NULL)
+        finally:
+            PyMem_Free(buf)
+
+    cdef int _finish(self, const unsigned char* p) except -1:
+        """The head is complete: build the environ and decide the framing (RFC 9112 §6)."""
+        cdef dict env = _PyDict_NewPresized(self._nfields + 8)
+        cdef Py_ssize_t i, j, n, total, ms = self._rl_start
+        cdef Py_ssize_t mlen = self._m_end - ms
+        cdef Field* f
+        cdef Field* g
+        cdef const unsigned char* v
+        cdef unsigned char* scratch = NULL
+        cdef unsigned char stack[320]
+        cdef Py_ssize_t scratch_size = 0
+        cdef bint high
+        cdef object key, value, old
+        cdef PyObject* prev
+        # framing state
+        cdef bint te = False, te_unknown = False, te_last_chunked = False
+        cdef Py_ssize_t te_elems = 0, te_chunked = 0
+        cdef Py_ssize_t cl_lines = 0, cl_elems = 0
+        cdef bint cl_bad = False, conn_close = False, conn_keep = False, expect = False
+        cdef unsigned long long cl_value = 0, x
+        cdef object cl_last = None
+        cdef Py_ssize_t a, b, k, d
+        cdef str method = None
+
+        for key in METHODS:
+            if PyUnicode_GET_LENGTH(key) == mlen and memcmp(PyUnicode_DATA(key), p + ms, mlen) == 0:
+                method = key
+                break
+        if method is None:
+            method = _ascii(p + ms, mlen)
+        self.method = method
+        self.version = S_HTTP11 if self._http11 else S_HTTP10
+        env[K_REQUEST_METHOD] = method
+        env[K_SCRIPT_NAME] = S_EMPTY
+        if self._form == T_ASTERISK:
+            env[K_PATH_INFO] = S_STAR
+        else:
+            env[K_PATH_INFO] = self._path_info(p)
+        if self._q_start >= 0:
+            env[K_QUERY_STRING] = _ascii(p + self._q_start, self._q_end - self._q_start)
+        else:
+            env[K_QUERY_STRING] = S_EMPTY
+        value = _ascii(p + self._uri_start, self._t_end - self._uri_start)
+        env[K_REQUEST_URI] = value
+        env[K_RAW_URI] = value
+        env[K_SERVER_PROTOCOL] = self.version
+
+        try:
+            i = 0
+            while i < self._nfields:
+                f = &self._fields[i]
+                # the logical value: this line's value plus its obs-fold lines (CRLF removed)
+                j = i + 1
+                while j < self._nfields and self._fields[j].kind == F_FOLD:
+                    j += 1
+                high = f.high
+                if j == i + 1:
+                    v = p + f.value_start
+                    n = f.value_end - f.value_start
+                else:
+                    total = f.value_end - f.value_start
+                    for k in range(i + 1, j):
+                        g = &self._fields[k]
+                        total += g.value_end - g.value_start
+                        high |= g.high
+                    if total > scratch_size:
+                        PyMem_Free(scratch)
+                        scratch = <unsigned char*>PyMem_Malloc(total + 1)
+                        if scratch == NULL:
+                            raise MemoryError()
+                        scratch_size = total
+                    n = f.value_end - f.value_start
+                    memcpy(scratch, p + f.value_start, n)
+                    for k in range(i + 1, j):
+                        g = &self._fields[k]
+                        memcpy(scratch + n, p + g.value_start, g.value_end - g.value_start)
+                        n += g.value_end - g.value_start
+                    v = scratch
+                if f.kind == F_DROP:
+                    i = j
+                    continue
+                value = _latin1(v, n, high)
+                if f.kind == F_OTHER or f.kind == F_HOST:
+                    if f.name_end - f.name_start + 5 <= 320:
+                        key = _environ_key(p + f.name_start, f.name_end - f.name_start, stack)
+                    else:
+                        key = self._long_key(p + f.name_start, f.name_end - f.name_start)
+                elif f.kind == F_CTYPE:
+                    key = K_CONTENT_TYPE
+                elif f.kind == F_CLEN:
+                    key = K_CONTENT_LENGTH
+                    cl_last = value
+                    cl_lines += 1
+                    # RFC 9110 §8.6: 1*DIGIT; RFC 9112 §6.3: a list of identical values counts once
+                    a = 0
+                    while a <= n:
+                        b = a
+                        while b < n and v[b] != b",":
+                            b += 1
+                        d = b
+                        k = a
+                        while k < d and CT[v[k]] & C_OWS:
+                            k += 1
+                        while d > k and CT[v[d - 1]] & C_OWS:
+                            d -= 1
+                        cl_elems += 1
+                        if d == k:
+                            cl_bad = True
+                        x = 0
+                        while k < d and not cl_bad:
+                            if v[k] < b"0" or v[k] > b"9" or x > (MAX_LENGTH - (v[k] - 48)) // 10:
+                                cl_bad = True
+                            else:
+                                x = x * 10 + (v[k] - 48)
+                            k += 1
+                        if not cl_bad:
+                            if cl_elems > 1 and x != cl_value:
+                                cl_bad = True
+                            cl_value = x
+                        a = b + 1
+                else:
+                    key = _environ_key(p + f.name_start, f.name_end - f.name_start, stack)
+                    if f.kind == F_TE:
+                        te = True
+                        # RFC 9112 §6.1: comma-separated transfer codings, OWS around them
+                        a = 0
+                        while a <= n:
+                            b = a
+                            while b < n and v[b] != b",":
+                                b += 1
+                            d = b
+                            k = a
+                            while k < d and CT[v[k]] & C_OWS:
+                                k += 1
+                            while d > k and CT[v[d - 1]] & C_OWS:
+                                d -= 1
+                            if d > k:
+                                te_elems += 1
+                                te_last_chunked = d - k == 7 and _ieq(v + k, b"chunked", 7)
+                                if te_last_chunked:
+                                    te_chunked += 1
+                                elif not _known_coding(v + k, d - k):
+                                    te_unknown = True
+                            a = b + 1
+                    elif f.kind == F_CONN:
+                        # RFC 9112 §9.3, §9.6: connection options
+                        a = 0
+                        while a <= n:
+                            b = a
+                            while b < n and v[b] != b",":
+                                b += 1
+                            d = b
+                            k = a
+                            while k < d and CT[v[k]] & C_OWS:
+                                k += 1
+                            while d > k and CT[v[d - 1]] & C_OWS:
+                                d -= 1
+                            if d - k == 5 and _ieq(v + k, b"close", 5):
+                                conn_close = True
+                            elif d - k == 10 and _ieq(v + k, b"keep-alive", 10):
+                                conn_keep = True
+                            a = b + 1
+                    elif f.kind == F_EXPECT:
+                        # RFC 9110 §10.1.1
+                        k = 0
+                        d = n
+                        while k < d and CT[v[k]] & C_OWS:
+                            k += 1
+                        while d > k and CT[v[d - 1]] & C_OWS:
+                            d -= 1
+                        if d - k == 12 and _ieq(v + k, b"100-continue", 12):
+                            expect = True
+                # repeated fields are joined with "," in arrival order
+                prev = PyDict_SetDefault(env, key, value)
+                if prev != <PyObject*>value:
+                    old = <object>prev
+                    env[key] = old + "," + value
+                i = j
+        finally:
+            PyMem_Free(scratch)
+
+        # RFC 9112 §6.1, §6.3: Transfer-Encoding frames the body; Content-Length then ignored
+        self.must_close = False
+        if te:
+            if te_unknown:
+                raise UnsupportedTransferEncodingError()  # 501
+            if te_elems == 0:
+                raise InvalidTransferEncodingError("empty Transfer-Encoding")
+            if te_chunked != 1 or not te_last_chunked:
+                raise InvalidTransferEncodingError("chunked must be the final coding, once")
+            self.chunked = True
+            self.content_length = -1
+            if cl_lines:
+                env[K_CONTENT_LENGTH] = cl_last  # passed through unchecked (werkzeug)
+                self.must_close = True
+            if not self._http11:
+                self.must_close = True
+        elif cl_lines:
+            if cl_bad:
+                raise InvalidContentLengthError()
+            self.chunked = False
+            self.content_length = <long long>cl_value
+            if cl_elems > 1:
+                env[K_CONTENT_LENGTH] = str(cl_value)
+        else:
+            self.chunked = False
+            self.content_length = 0
+        if self._host_start >= 0:
+            env[K_HTTP_HOST] = _ascii(p + self._host_start, self._host_end - self._host_start)
+        if self._http11:
+            self.keep_alive = not conn_close
+        else:
+            self.keep_alive = conn_keep
+        if self.must_close:
+            self.keep_alive = False
+        self.expect_continue = expect
+        self.environ = env
+        return 0
+
+    cdef object _long_key(self, const unsigned char* name, Py_ssize_t n):
+        cdef unsigned char* buf = <unsigned char*>PyMem_Malloc(n + 5)
+        if buf == NULL:
+            raise MemoryError()
+        try:
+            return _environ_key(name, n, buf)
+        finally:
+            PyMem_Free(buf)
+
+
+cdef bint _known_coding(const unsigned char* p, Py_ssize_t n) noexcept:
+    """``p[:n]`` is in ``_abnf.KNOWN_TRANSFER_CODINGS`` (case-insensitive)."""
+    cdef bytes c
+    cdef const unsigned char* q
+    cdef Py_ssize_t i
+    for c in KNOWN_CODINGS:
+        if PyBytes_GET_SIZE(c) == n:
+            q = <const unsigned char*>PyBytes_AS_STRING(c)
+            for i in range(n):
+                if (p[i] | 0x20 if p[i] >= b"A" and p[i] <= b"Z" else p[i]) != q[i]:
+                    break
+            else:
+                return True
+    return False
+
+
+# --- chunked body decoder (RFC 9112 §7.1) --------------------------------------------------
+
+cdef enum:
+    D_SIZE = 0      # chunk-size line
+    D_DATA = 1      # chunk data
+    D_CRLF = 2      # the CRLF after chunk data
+    D_TRAILER = 3   # trailer section
+    D_DONE = 4
+
+
+cdef int _parse_chunk_size(const unsigned char* p, Py_ssize_t s, Py_ssize_t e,
+                           unsigned long long* size) except -1:
+    """``chunk-size [ chunk-ext ]`` in ``p[s:e]`` (CRLF stripped), RFC 9112 §7.1.1.
+
+    ``chunk-size = 1*HEXDIG`` (63 bits at most); ``chunk-ext = *( BWS ";" BWS ext-name
+    [ BWS "=" BWS ext-val ] )`` with ext-val a token or quoted-string (RFC 9110 §5.6.4),
+    skipped.
+    """
+    cdef Py_ssize_t i = s, j
+    cdef unsigned long long v = 0
+    cdef unsigned char c
+    while i < e and HEXVAL[p[i]] >= 0:
+        if v > (MAX_LENGTH >> 4):
+            raise InvalidChunkError("chunk size overflows")
+        v = (v << 4) | <unsigned long long>HEXVAL[p[i]]
+        if v > MAX_LENGTH:
+            raise InvalidChunkError("chunk size overflows")
+        i += 1
+    if i == s:
+        raise InvalidChunkError("missing chunk size")
+    while i < e:
+        while i < e and CT[p[i]] & C_OWS:
+            i += 1
+        if i == e or p[i] != b";":
+            raise InvalidChunkError("invalid chunk extension")
+        i += 1
+        while i < e and CT[p[i]] & C_OWS:
+            i += 1
+        j = i
+        while i < e and CT[p[i]] & C_TCHAR:
+            i += 1
+        if i == j:
+            raise InvalidChunkError("invalid chunk extension name")
+        j = i
+        while j < e and CT[p[j]] & C_OWS:
+            j += 1
+        if j < e and p[j] == b"=":
+            i = j + 1
+            while i < e and CT[p[i]] & C_OWS:
+                i += 1
+            if i < e and p[i] == b'"':
+                i += 1
+                while True:
+                    if i >= e:
+                        raise InvalidChunkError("unterminated quoted-string")
+                    c = p[i]
+                    if c == b'"':
+                        i += 1
+                        break
+                    if c == b"\\":
+                        # quoted-pair = "\" ( HTAB / SP / VCHAR / obs-text )
+                        if i + 1 >= e or not (CT[p[i + 1]] & C_VALUE):
+                            raise InvalidChunkError("invalid quoted-pair")
+                        i += 2
+                        continue
+                    # qdtext = HTAB / SP / %x21 / %x23-5B / %x5D-7E / obs-text
+                    if not (CT[c] & C_VALUE):
+                        raise InvalidChunkError("invalid byte in quoted-string")
+                    i += 1
+            else:
+                j = i
+                while i < e and CT[p[i]] & C_TCHAR:
+                    i += 1
+                if i == j:
+                    raise InvalidChunkError("invalid chunk extension value")
+    size[0] = v
+    return 0
+
+
+@cython.final
+cdef class ChunkedDecoder:
+    cdef public Py_ssize_t max_field_line
+    cdef public Py_ssize_t max_head
+    cdef public Py_ssize_t max_fields
+    cdef readonly bint done
+
+    cdef int _state
+    cdef unsigned long long _remaining
+    cdef Py_ssize_t _trailer_size
+    cdef Py_ssize_t _trailer_lines
+    cdef Py_ssize_t* _pieces      # (start, length) pairs of chunk data in the current call
+    cdef Py_ssize_t _cap
+
+    def __cinit__(self):
+        self._cap = 8
+        self._pieces = <Py_ssize_t*>PyMem_Malloc(2 * self._cap * sizeof(Py_ssize_t))
+        if self._pieces == NULL:
+            raise MemoryError()
+
+    def __dealloc__(self):
+        PyMem_Free(self._pieces)
+
+    def __init__(self, Py_ssize_t max_field_line=_abnf.MAX_FIELD_LINE,
+                 Py_ssize_t max_head=_abnf.MAX_HEAD,
+                 Py_ssize_t max_fields=_abnf.MAX_FIELDS):
+        self.max_field_line = max_field_line
+        self.max_head = max_head
+        self.max_fields = max_fields
+        self.done = False
+        self._state = D_SIZE
+        self._remaining = 0
+        self._trailer_size = 0
+        self._trailer_lines = 0
+
+    def decode(self, data):
+        cdef Buffer b
+        _acquire(data, &b)
+        try:
+            return self._decode(b.p, b.n)
+        finally:
+            _release(&b)
+
+    cdef tuple _decode(self, const unsigned char* p, Py_ssize_t n):
+        cdef Py_ssize_t pos = 0, npieces = 0, total = 0, e, le, k, i, name_end, value_start
+        cdef const unsigned char* lf
+        cdef unsigned long long size
+        cdef Py_ssize_t* grown
+        cdef bint high
+        cdef bytes out
+        cdef char* w
+        while pos < n:
+            if self._state == D_DATA:
+                k = n - pos
+                if <unsigned long long>k > self._remaining:
+                    k = <Py_ssize_t>self._remaining
+                if npieces == self._cap:
+                    grown = <Py_ssize_t*>PyMem_Realloc(self._pieces, 4 * self._cap * sizeof(Py_ssize_t))
+                    if grown == NULL:
+                        raise MemoryError()
+                    self._pieces = grown
+                    self._cap *= 2
+                self._pieces[2 * npieces] = pos
+                self._pieces[2 * npieces + 1] = k
+                npieces += 1
+                total += k
+                pos += k
+                self._remaining -= k
+                if self._remaining == 0:
+                    self._state = D_CRLF
+            elif self._state == D_CRLF:
+                # RFC 9112 §7.1: chunk = chunk-size [ chunk-ext ] CRLF chunk-data CRLF
+                if p[pos] != b"\r":
+                    raise InvalidChunkError("chunk data not followed by CRLF")
+                if n - pos < 2:
+                    break
+                if p[pos + 1] != b"\n":
+                    raise InvalidChunkError("chunk data not followed by CRLF")
+                pos += 2
+                self._state = D_SIZE
+            elif self._state == D_SIZE or self._state == D_TRAILER:
+                lf = <const unsigned char*>memchr(p + pos, b"\n", n - pos)
+                if lf == NULL:
+                    if _partial_len(p, pos, n) > self.max_field_line:
+                        raise HeaderFieldTooLargeError()
+                    break
+                e = lf - p
+                le = e - 1 if e > pos and p[e - 1] == b"\r" else e
+                if le - pos > self.max_field_line:
+                    raise HeaderFieldTooLargeError()
+                if self._state == D_SIZE:
+                    if le == e:
+                        raise InvalidChunkError("bare LF")
+                    _parse_chunk_size(p, pos, le, &size)
+                    pos = e + 1
+                    if size == 0:
+                        self._state = D_TRAILER  # last-chunk (RFC 9112 §7.1)
+                    else:
+                        self._remaining = size
+                        self._state = D_DATA
+                else:
+                    # RFC 9112 §7.1.2: trailer-section = *( field-line CRLF ), then the final
+                    # CRLF; same rules and limits as the head's field lines, then dropped
+                    if le == e:
+                        raise InvalidHeaderError("bare LF in trailer section")
+                    if le == pos:
+                        pos = e + 1
+                        self._state = D_DONE
+                        self.done = True
+                        break
+                    self._trailer_lines += 1
+                    if self._trailer_lines > self.max_fields:
+                        raise TooManyHeadersError()
+                    self._trailer_size += le - pos
+                    if self._trailer_size > self.max_head:
+                        raise HeadTooLargeError()
+                    _check_field_content(p, pos, le, self._trailer_lines > 1,
+                                         &name_end, &value_start, &high)
+                    pos = e + 1
+            else:  # D_DONE: never consume past the end of the message
+                break
+        out = PyBytes_FromStringAndSize(NULL, total)
+        w = PyBytes_AS_STRING(out)
+        for i in range(npieces):
+            memcpy(w, p + self._pieces[2 * i], self._pieces[2 * i + 1])
+            w += self._pieces[2 * i + 1]
+        return out, pos
+
+
+# --- response head (RFC 9112 §4, RFC 9110 §5.5) --------------------------------------------
+
+cdef inline const unsigned char* _latin1_data(object s, Py_ssize_t* n, str what) except NULL:
+    """The UCS1 data of a str, or ``ValueError`` when it is not latin-1 encodable."""
+    PyUnicode_READY(s)
+    if PyUnicode_KIND(s) != PyUnicode_1BYTE_KIND:
+        raise ValueError(f"{what} is not latin-1 encodable: {s!r}")
+    n[0] = PyUnicode_GET_LENGTH(s)
+    return <const unsigned char*>PyUnicode_DATA(s)
+
+
+cdef inline bint _has_ctl_split(const unsigned char* p, Py_ssize_t n) noexcept:
+    """``p[:n]`` holds CR, LF or NUL: bytes that could split or truncate the head."""
+    cdef Py_ssize_t i
+    cdef unsigned char c
+    for i in range(n):
+        c = p[i]
+        if c == b"\r" or c == b"\n" or c == 0:
+            return True
+    return False
+
+
+def serialize_response_head(version, str status not None, headers, preamble):
+    cdef Buffer vb, pb
+    cdef const unsigned char* sp
+    cdef const unsigned char* np_
+    cdef const unsigned char* vp
+    cdef Py_ssize_t slen, nlen, vlen, total, i, k, d
+    cdef int code, flags = 0
+    cdef object content_length = -1
+    cdef list items = headers if type(headers) is list else list(headers)
+    cdef list parts = []
+    cdef bytes out
+    cdef unsigned char* w
+
+    # RFC 9112 §4: status-line = HTTP-version SP status-code SP [ reason-phrase ]
+    sp = _latin1_data(status, &slen, "status")
+    if (slen < 3 or not (b"0" <= sp[0] <= b"9" and b"0" <= sp[1] <= b"9" and b"0" <= sp[2] <= b"9")
+            or (slen > 3 and sp[3] != b" ") or _has_ctl_split(sp, slen)):
+        raise ValueError(f"invalid status {status!r}")
+    code = (sp[0] - 48) * 100 + (sp[1] - 48) * 10 + (sp[2] - 48)
+    if code < 100:
+        raise ValueError(f"invalid status code {status!r}")
+
+    for item in items:
+        name, value = item
+        if not PyUnicode_Check(name) or not PyUnicode_Check(value):
+            raise TypeError(f"header names and values must be str: {item!r}")
+        np_ = _latin1_data(name, &nlen, "header name")
+        vp = _latin1_data(value, &vlen, "header value")
+        # RFC 9110 §5.1: field-name = token; §5.5: no CR, LF or NUL in a value
+        if nlen == 0:
+            raise ValueError("empty header name")
+        for i in range(nlen):
+            if not (CT[np_[i]] & C_TCHAR):
+                raise ValueError(f"invalid header name {name!r}")
+        if _has_ctl_split(vp, vlen):
+            raise ValueError(f"invalid header value for {name!r}: {value!r}")
+        if nlen == 14 and _ieq(np_, b"content-length", 14):
+            flags |= 4
+            k = 0
+            d = vlen
+            while k < d and CT[vp[k]] & C_OWS:
+                k += 1
+            while d > k and CT[vp[d - 1]] & C_OWS:
+                d -= 1
+            if d == k:
+                raise ValueError(f"invalid Content-Length {value!r}")
+            for i in range(k, d):
+                if not (b"0" <= vp[i] <= b"9"):
+                    raise ValueError(f"invalid Content-Length {value!r}")
+            content_length = int(value[k:d])
+        elif nlen == 10 and _ieq(np_, b"connection", 10):
+            k = 0
+            while k <= vlen:
+                i = k
+                while i < vlen and vp[i] != b",":
+                    i += 1
+                d = i
+                while k < d and CT[vp[k]] & C_OWS:
+                    k += 1
+                while d > k and CT[vp[d - 1]] & C_OWS:
+                    d -= 1
+                if d - k == 5 and _ieq(vp + k, b"close", 5):
+                    flags |= 1
+                k = i + 1
+        elif nlen == 17 and _ieq(np_, b"transfer-encoding", 17):
+            flags |= 2
+        parts.append(name)
+        parts.append(value)
+
+    _acquire(version, &vb)
+    try:
+        _acquire(preamble, &pb)
+        try:
+            total = vb.n + 1 + slen + 2 + pb.n
+            for i in range(0, len(parts), 2):
+                total += PyUnicode_GET_LENGTH(parts[i]) + 2 + PyUnicode_GET_LENGTH(parts[i + 1]) + 2
+            out = PyBytes_FromStringAndSize(NULL, total)
+            w = <unsigned char*>PyBytes_AS_STRING(out)
+            memcpy(w, vb.p, vb.n)
+            w += vb.n
+            w[0] = b" "
+            w += 1
+            memcpy(w, sp, slen)
+            w += slen
+            w[0] = b"\r"; w[1] = b"\n"
+            w += 2
+            memcpy(w, pb.p, pb.n)
+            w += pb.n
+            for i in range(0, len(parts), 2):
+                name = parts[i]
+                value = parts[i + 1]
+                nlen = PyUnicode_GET_LENGTH(name)
+                vlen = PyUnicode_GET_LENGTH(value)
+                memcpy(w, PyUnicode_DATA(name), nlen)
+                w += nlen
+                w[0] = b":"; w[1] = b" "
+                w += 2
+                memcpy(w, PyUnicode_DATA(value), vlen)
+                w += vlen
+                w[0] = b"\r"; w[1] = b"\n"
+                w += 2
+        finally:
+            _release(&pb)
+    finally:
+        _release(&vb)
+    return out, code, content_length, flags
