@@ -420,7 +420,9 @@ def _app_or_error_app(spec: str, in_reloader_child: bool) -> WSGIApp:
         if not in_reloader_child:
             raise
         _report(exc)
-        error: BaseException = exc.__cause__ if isinstance(exc, AppImportError) and exc.__cause__ else exc
+        error: BaseException = exc
+        if isinstance(exc, AppImportError) and exc.__cause__ is not None:
+            error = exc.__cause__.with_traceback(_user_frames(exc.__cause__.__traceback__))
         print(" * Serving the error above until a change is saved and the app reloads", file=sys.stderr)
 
         def broken_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
