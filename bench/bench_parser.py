@@ -515,7 +515,7 @@ def versions_line() -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="smoke run: 3 repeats of short batches")
-    ap.add_argument("--repeat", type=int, default=None, help="interleaved repeats (default 15)")
+    ap.add_argument("--repeat", type=int, default=None, help="interleaved repeats (default 15; --quick: 3)")
     ap.add_argument("--batch-ms", type=float, default=None, help="length of one timed batch")
     args = ap.parse_args(argv)
     repeats = args.repeat or (3 if args.quick else 15)
