@@ -72,9 +72,7 @@ def summary(parser: Any) -> dict[str, Any]:
     }
 
 
-def raises_three_ways(
-    impl: ModuleType, data: bytes, error: type[Exception], **limits: int
-) -> int:
+def raises_three_ways(impl: ModuleType, data: bytes, error: type[Exception], **limits: int) -> int:
     """``data`` must raise exactly ``error`` fed whole, byte by byte, and with more bytes behind.
 
     Byte by byte, no call may report a complete head before the error.

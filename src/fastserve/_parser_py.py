@@ -734,5 +734,3 @@ def serialize_response_head(
             if any(t.strip(" \t").lower() == "close" for t in value.split(",")):
                 flags |= 1
     return b"".join(parts), code, content_length, flags
-
-

@@ -56,7 +56,9 @@ def test_every_error_class_has_its_status() -> None:
         (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", e.DuplicateHeaderError),
     ],
 )
-def test_parse_request_raises_with_status(parser_impl: ModuleType, raw: bytes, error: type[e.HTTPParseError]) -> None:
+def test_parse_request_raises_with_status(
+    parser_impl: ModuleType, raw: bytes, error: type[e.HTTPParseError]
+) -> None:
     with pytest.raises(error) as info:
         fastserve.parse_request(raw)
     assert info.value.status == STATUS[error]
@@ -104,8 +106,15 @@ def test_module_api(parser_impl: ModuleType) -> None:
 
 
 def test_constructor_limits_by_keyword(parser_impl: ModuleType) -> None:
-    parser = parser_impl.RequestParser(max_request_line=1, max_field_line=2, max_head=3, max_fields=4)
-    assert (parser.max_request_line, parser.max_field_line, parser.max_head, parser.max_fields) == (1, 2, 3, 4)
+    parser = parser_impl.RequestParser(
+        max_request_line=1, max_field_line=2, max_head=3, max_fields=4
+    )
+    assert (parser.max_request_line, parser.max_field_line, parser.max_head, parser.max_fields) == (
+        1,
+        2,
+        3,
+        4,
+    )
     decoder = parser_impl.ChunkedDecoder(max_field_line=5, max_head=6, max_fields=7)
     assert (decoder.max_field_line, decoder.max_head, decoder.max_fields) == (5, 6, 7)
     assert decoder.done is False

@@ -21,7 +21,15 @@ from fastserve import errors as e
         (b"2\r\n\r\n\r\n0\r\n\r\n", b"\r\n"),
         (b"3\r\n\x00\xff\n\r\n0\r\n\r\n", b"\x00\xff\n"),
     ],
-    ids=["empty", "one_chunk", "two_chunks", "hex_both_cases", "leading_zeros", "crlf_as_data", "binary_data"],
+    ids=[
+        "empty",
+        "one_chunk",
+        "two_chunks",
+        "hex_both_cases",
+        "leading_zeros",
+        "crlf_as_data",
+        "binary_data",
+    ],
 )
 def test_decodes(parser_impl: ModuleType, raw: bytes, body: bytes) -> None:
     decode_three_ways(parser_impl, raw, body)
@@ -88,17 +96,39 @@ def test_trailers_parsed_and_dropped(parser_impl: ModuleType) -> None:
         (b"00000000000000000000000000000000000000010000000000000000\r\n", e.InvalidChunkError),
     ],
     ids=[
-        "empty_size_line", "non_hex_size", "0x_prefix", "plus_sign", "minus_sign",
-        "space_before_size", "space_after_size_without_ext", "underscore_in_size",
-        "ext_without_name", "ext_without_value", "unterminated_quoted_ext", "space_in_ext_name",
-        "space_in_ext_value", "ctl_in_ext_value", "bare_lf_after_size", "bare_lf_after_data",
-        "data_longer_than_size", "cr_then_garbage_after_data", "bare_lf_after_last_chunk",
-        "bare_lf_final_line", "bare_lf_in_trailer", "trailer_without_colon", "trailer_empty_name",
-        "nul_in_trailer", "obs_fold_as_first_trailer", "cr_in_trailer_value",
-        "size_over_63_bits", "size_over_63_bits_after_zeros",
+        "empty_size_line",
+        "non_hex_size",
+        "0x_prefix",
+        "plus_sign",
+        "minus_sign",
+        "space_before_size",
+        "space_after_size_without_ext",
+        "underscore_in_size",
+        "ext_without_name",
+        "ext_without_value",
+        "unterminated_quoted_ext",
+        "space_in_ext_name",
+        "space_in_ext_value",
+        "ctl_in_ext_value",
+        "bare_lf_after_size",
+        "bare_lf_after_data",
+        "data_longer_than_size",
+        "cr_then_garbage_after_data",
+        "bare_lf_after_last_chunk",
+        "bare_lf_final_line",
+        "bare_lf_in_trailer",
+        "trailer_without_colon",
+        "trailer_empty_name",
+        "nul_in_trailer",
+        "obs_fold_as_first_trailer",
+        "cr_in_trailer_value",
+        "size_over_63_bits",
+        "size_over_63_bits_after_zeros",
     ],
 )
-def test_malformed_chunked_body_refused(parser_impl: ModuleType, raw: bytes, error: type[Exception]) -> None:
+def test_malformed_chunked_body_refused(
+    parser_impl: ModuleType, raw: bytes, error: type[Exception]
+) -> None:
     decode_raises_three_ways(parser_impl, raw, error)
 
 
@@ -159,4 +189,7 @@ def test_wrong_byte_after_data_refused_at_once(parser_impl: ModuleType) -> None:
 def test_server_style_loop_over_random_splits(parser_impl: ModuleType) -> None:
     raw = b"4;n=v\r\nWiki\r\n5\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\nT: x\r\n\r\n"
     for step in range(1, len(raw) + 1):
-        assert decode_all(parser_impl.ChunkedDecoder(), raw, step) == (b"Wikipedia in\r\n\r\nchunks.", len(raw))
+        assert decode_all(parser_impl.ChunkedDecoder(), raw, step) == (
+            b"Wikipedia in\r\n\r\nchunks.",
+            len(raw),
+        )

@@ -8,7 +8,15 @@ from urllib.parse import unquote
 import pytest
 from helpers import environ_of, feed_three_ways
 
-HEAD_KEYS = {"REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING", "REQUEST_URI", "RAW_URI", "SERVER_PROTOCOL"}
+HEAD_KEYS = {
+    "REQUEST_METHOD",
+    "SCRIPT_NAME",
+    "PATH_INFO",
+    "QUERY_STRING",
+    "REQUEST_URI",
+    "RAW_URI",
+    "SERVER_PROTOCOL",
+}
 
 
 def get(target: bytes, *fields: bytes) -> bytes:
@@ -29,7 +37,9 @@ def test_minimal_request_entries(parser_impl: ModuleType) -> None:
 
 
 def test_every_value_is_str(parser_impl: ModuleType) -> None:
-    env = environ_of(parser_impl, get(b"/a?b", b"Host: h", b"Content-Length: 1", b"Content-Type: t"))
+    env = environ_of(
+        parser_impl, get(b"/a?b", b"Host: h", b"Content-Length: 1", b"Content-Type: t")
+    )
     assert all(type(k) is str and type(v) is str for k, v in env.items())
 
 
@@ -69,7 +79,9 @@ def test_path_info_decoding(parser_impl: ModuleType, target: bytes, path_info: s
         (b"/%3F?q", "/?", "q"),
     ],
 )
-def test_query_string_raw_and_fragment_dropped(parser_impl: ModuleType, target: bytes, path: str, query: str) -> None:
+def test_query_string_raw_and_fragment_dropped(
+    parser_impl: ModuleType, target: bytes, path: str, query: str
+) -> None:
     env = environ_of(parser_impl, get(target))
     assert (env["PATH_INFO"], env["QUERY_STRING"]) == (path, query)
     assert env["REQUEST_URI"] == env["RAW_URI"] == target.decode()  # fragment kept
@@ -85,7 +97,9 @@ def test_query_string_raw_and_fragment_dropped(parser_impl: ModuleType, target: 
         (b"/a//b", "/a//b", "/a//b"),
     ],
 )
-def test_leading_slashes_collapsed(parser_impl: ModuleType, target: bytes, uri: str, path: str) -> None:
+def test_leading_slashes_collapsed(
+    parser_impl: ModuleType, target: bytes, uri: str, path: str
+) -> None:
     """werkzeug's test_double_slash_path: the segment never becomes a host."""
     env = environ_of(parser_impl, get(target, b"Host: real"))
     assert (env["REQUEST_URI"], env["RAW_URI"], env["PATH_INFO"]) == (uri, uri, path)
@@ -94,7 +108,9 @@ def test_leading_slashes_collapsed(parser_impl: ModuleType, target: bytes, uri: 
 
 def test_absolute_form_sets_host_and_keeps_uri(parser_impl: ModuleType) -> None:
     """werkzeug's test_untrusted_host."""
-    env = environ_of(parser_impl, get(b"http://missing.test:1337/index.html#ignore", b"Host: other"))
+    env = environ_of(
+        parser_impl, get(b"http://missing.test:1337/index.html#ignore", b"Host: other")
+    )
     assert env["HTTP_HOST"] == "missing.test:1337"
     assert env["PATH_INFO"] == "/index.html"
     assert env["QUERY_STRING"] == ""
@@ -154,7 +170,9 @@ def test_names_with_underscore_dropped(parser_impl: ModuleType, name: bytes) -> 
 
 def test_repeats_joined_with_trailing_ows_kept(parser_impl: ModuleType) -> None:
     """werkzeug's suite asserts ``a ,b,c ,d``."""
-    env = environ_of(parser_impl, get(b"/", b"X-Multi: a ", b"X-Multi:b", b"X-Multi:  c ", b"x-multi: d"))
+    env = environ_of(
+        parser_impl, get(b"/", b"X-Multi: a ", b"X-Multi:b", b"X-Multi:  c ", b"x-multi: d")
+    )
     assert env["HTTP_X_MULTI"] == "a ,b,c ,d"
 
 
@@ -181,10 +199,21 @@ def test_obs_text_value_is_latin1(parser_impl: ModuleType) -> None:
         ((b"Content-Length: invalid", b"Transfer-Encoding: chunked"), "invalid"),
         ((b"Content-Length: 1", b"Content-Length: x ", b"Transfer-Encoding: chunked"), "x "),
     ],
-    ids=["plain", "leading_zeros_kept", "trailing_ows_kept", "repeat", "list", "list_normalised",
-         "with_te", "invalid_with_te", "last_with_te"],
+    ids=[
+        "plain",
+        "leading_zeros_kept",
+        "trailing_ows_kept",
+        "repeat",
+        "list",
+        "list_normalised",
+        "with_te",
+        "invalid_with_te",
+        "last_with_te",
+    ],
 )
-def test_content_length_entry(parser_impl: ModuleType, fields: tuple[bytes, ...], content_length: str) -> None:
+def test_content_length_entry(
+    parser_impl: ModuleType, fields: tuple[bytes, ...], content_length: str
+) -> None:
     env = environ_of(parser_impl, get(b"/", *fields))
     assert env["CONTENT_LENGTH"] == content_length
 
@@ -208,4 +237,7 @@ def test_new_environ_for_every_request(parser_impl: ModuleType) -> None:
 
 def test_method_and_protocol_as_sent(parser_impl: ModuleType) -> None:
     parser = feed_three_ways(parser_impl, b"purge /x HTTP/1.0\r\n\r\n")[0]
-    assert (parser.environ["REQUEST_METHOD"], parser.environ["SERVER_PROTOCOL"]) == ("purge", "HTTP/1.0")
+    assert (parser.environ["REQUEST_METHOD"], parser.environ["SERVER_PROTOCOL"]) == (
+        "purge",
+        "HTTP/1.0",
+    )

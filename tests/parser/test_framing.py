@@ -11,7 +11,9 @@ from fastserve import errors as e
 
 
 def post(*fields: bytes, version: bytes = b"HTTP/1.1") -> bytes:
-    return b"POST /p " + version + b"\r\nHost: h\r\n" + b"".join(f + b"\r\n" for f in fields) + b"\r\n"
+    return (
+        b"POST /p " + version + b"\r\nHost: h\r\n" + b"".join(f + b"\r\n" for f in fields) + b"\r\n"
+    )
 
 
 def framing(parser: object) -> tuple[int, bool, bool, bool]:
@@ -56,8 +58,18 @@ def test_content_length_in_field_with_underscore_is_not_framing(parser_impl: Mod
 
 @pytest.mark.parametrize(
     "value",
-    [b"chunked", b"CHUNKED", b"Chunked", b" chunked ", b"gzip, chunked", b"deflate,chunked",
-     b"identity, chunked", b"x-gzip ,compress, chunked", b", chunked,", b"GZIP, Chunked"],
+    [
+        b"chunked",
+        b"CHUNKED",
+        b"Chunked",
+        b" chunked ",
+        b"gzip, chunked",
+        b"deflate,chunked",
+        b"identity, chunked",
+        b"x-gzip ,compress, chunked",
+        b", chunked,",
+        b"GZIP, Chunked",
+    ],
 )
 def test_transfer_encoding_chunked(parser_impl: ModuleType, value: bytes) -> None:
     """RFC 9112 §6.1: known codings, chunked last and once."""
@@ -66,19 +78,27 @@ def test_transfer_encoding_chunked(parser_impl: ModuleType, value: bytes) -> Non
 
 
 def test_transfer_encoding_over_several_lines(parser_impl: ModuleType) -> None:
-    parser = feed_three_ways(parser_impl, post(b"Transfer-Encoding: gzip", b"Transfer-Encoding: chunked"))[0]
+    parser = feed_three_ways(
+        parser_impl, post(b"Transfer-Encoding: gzip", b"Transfer-Encoding: chunked")
+    )[0]
     assert framing(parser) == (-1, True, True, False)
     assert parser.environ["HTTP_TRANSFER_ENCODING"] == "gzip,chunked"
 
 
 def test_unknown_coding_is_501_even_when_chunked_misplaced(parser_impl: ModuleType) -> None:
     """The unknown-coding check comes first."""
-    raises_three_ways(parser_impl, post(b"Transfer-Encoding: chunked, br, chunked"), e.UnsupportedTransferEncodingError)
+    raises_three_ways(
+        parser_impl,
+        post(b"Transfer-Encoding: chunked, br, chunked"),
+        e.UnsupportedTransferEncodingError,
+    )
 
 
 def test_te_and_cl_framed_by_te_and_closed(parser_impl: ModuleType) -> None:
     """RFC 9112 §6.3: TE overrides CL; the connection must close after the response."""
-    parser = feed_three_ways(parser_impl, post(b"Content-Length: 5", b"Transfer-Encoding: chunked"))[0]
+    parser = feed_three_ways(
+        parser_impl, post(b"Content-Length: 5", b"Transfer-Encoding: chunked")
+    )[0]
     assert framing(parser) == (-1, True, False, True)
 
 
@@ -93,7 +113,8 @@ def test_te_and_invalid_cl_not_checked_and_passed_through(parser_impl: ModuleTyp
 
 def test_te_with_several_cl_passes_the_last(parser_impl: ModuleType) -> None:
     parser = feed_three_ways(
-        parser_impl, post(b"Content-Length: 1", b"Transfer-Encoding: chunked", b"Content-Length: 2, x")
+        parser_impl,
+        post(b"Content-Length: 1", b"Transfer-Encoding: chunked", b"Content-Length: 2, x"),
     )[0]
     assert parser.environ["CONTENT_LENGTH"] == "2, x"
 
@@ -101,7 +122,8 @@ def test_te_with_several_cl_passes_the_last(parser_impl: ModuleType) -> None:
 def test_te_in_http10_must_close(parser_impl: ModuleType) -> None:
     """RFC 9112 §6.1: chunked in an HTTP/1.0 request means faulty framing: close afterwards."""
     parser = feed_three_ways(
-        parser_impl, post(b"Transfer-Encoding: chunked", b"Connection: keep-alive", version=b"HTTP/1.0")
+        parser_impl,
+        post(b"Transfer-Encoding: chunked", b"Connection: keep-alive", version=b"HTTP/1.0"),
     )[0]
     assert framing(parser) == (-1, True, False, True)
 
@@ -123,7 +145,9 @@ def test_te_in_http10_must_close(parser_impl: ModuleType) -> None:
         (b"HTTP/1.0", b"close", False),
     ],
 )
-def test_keep_alive(parser_impl: ModuleType, version: bytes, connection: bytes | None, keep_alive: bool) -> None:
+def test_keep_alive(
+    parser_impl: ModuleType, version: bytes, connection: bytes | None, keep_alive: bool
+) -> None:
     """RFC 9112 §9.3."""
     fields = (b"Connection: " + connection,) if connection is not None else ()
     parser = feed_three_ways(parser_impl, post(*fields, version=version))[0]
@@ -146,9 +170,18 @@ def test_connection_tokens_across_lines(parser_impl: ModuleType) -> None:
         (b"Content-Length: 5 5",),
         (b"Content-Length: \xbd",),
     ],
-    ids=["differing_lines", "differing_list", "empty_repeat", "underscore", "inner_space", "obs_text"],
+    ids=[
+        "differing_lines",
+        "differing_list",
+        "empty_repeat",
+        "underscore",
+        "inner_space",
+        "obs_text",
+    ],
 )
-def test_smuggling_content_length_refused(parser_impl: ModuleType, fields: tuple[bytes, ...]) -> None:
+def test_smuggling_content_length_refused(
+    parser_impl: ModuleType, fields: tuple[bytes, ...]
+) -> None:
     raises_three_ways(parser_impl, post(*fields), e.InvalidContentLengthError)
 
 
@@ -164,8 +197,12 @@ def test_smuggling_content_length_refused(parser_impl: ModuleType, fields: tuple
         (b"chunked chunked", e.UnsupportedTransferEncodingError),
     ],
 )
-def test_smuggling_transfer_encoding_refused(parser_impl: ModuleType, value: bytes, error: type[Exception]) -> None:
-    raises_three_ways(parser_impl, post(b"Transfer-Encoding: " + value, b"Content-Length: 3"), error)
+def test_smuggling_transfer_encoding_refused(
+    parser_impl: ModuleType, value: bytes, error: type[Exception]
+) -> None:
+    raises_three_ways(
+        parser_impl, post(b"Transfer-Encoding: " + value, b"Content-Length: 3"), error
+    )
 
 
 def test_body_and_next_request_follow_the_head(parser_impl: ModuleType) -> None:

@@ -115,7 +115,9 @@ def test_second_content_type_refused(parser_impl: ModuleType) -> None:
 
 def test_duplicate_reported_before_a_later_defect(parser_impl: ModuleType) -> None:
     """Lines are judged in arrival order: the duplicate comes first."""
-    raises_three_ways(parser_impl, head(b"Host: a", b"Host: b", b"Bad Name: x"), e.DuplicateHeaderError)
+    raises_three_ways(
+        parser_impl, head(b"Host: a", b"Host: b", b"Bad Name: x"), e.DuplicateHeaderError
+    )
 
 
 def test_host_in_underscore_name_is_not_a_host(parser_impl: ModuleType) -> None:
@@ -132,7 +134,9 @@ def test_expect_100_continue(parser_impl: ModuleType) -> None:
     assert feed_three_ways(parser_impl, head(b"Expect:  100-Continue \t"))[0].expect_continue
     assert not feed_three_ways(parser_impl, head(b"Expect: 100-continue-x"))[0].expect_continue
     assert not feed_three_ways(parser_impl, head())[0].expect_continue
-    assert feed_three_ways(parser_impl, head(b"Expect: foo", b"Expect: 100-continue"))[0].expect_continue
+    assert feed_three_ways(parser_impl, head(b"Expect: foo", b"Expect: 100-continue"))[
+        0
+    ].expect_continue
 
 
 def test_expect_in_environ(parser_impl: ModuleType) -> None:

@@ -52,7 +52,10 @@ def fields_totalling(total: int) -> list[bytes]:
 def test_defaults_match_the_issue_table(parser_impl: ModuleType) -> None:
     parser = parser_impl.RequestParser()
     assert (parser.max_request_line, parser.max_field_line, parser.max_head, parser.max_fields) == (
-        8190, 8190, 65536, 100,
+        8190,
+        8190,
+        65536,
+        100,
     )
     decoder = parser_impl.ChunkedDecoder()
     assert (decoder.max_field_line, decoder.max_head, decoder.max_fields) == (8190, 65536, 100)
@@ -95,7 +98,12 @@ def test_cr_right_at_the_limit_ends_a_line_that_fits(parser_impl: ModuleType) ->
 
 def test_custom_request_line_limit(parser_impl: ModuleType) -> None:
     feed_three_ways(parser_impl, head(request_line=request_line_of(20)), max_request_line=20)
-    raises_three_ways(parser_impl, head(request_line=request_line_of(21)), e.RequestLineTooLongError, max_request_line=20)
+    raises_three_ways(
+        parser_impl,
+        head(request_line=request_line_of(21)),
+        e.RequestLineTooLongError,
+        max_request_line=20,
+    )
 
 
 # -- one field line: RFC 6585 §5
@@ -107,7 +115,10 @@ def test_field_line_at_limit_accepted(parser_impl: ModuleType) -> None:
 
 def test_field_line_over_limit_refused(parser_impl: ModuleType) -> None:
     raw = head(field_of(8191))
-    assert raises_three_ways(parser_impl, raw, e.HeaderFieldTooLargeError) == len(REQUEST_LINE) + 2 + 8191
+    assert (
+        raises_three_ways(parser_impl, raw, e.HeaderFieldTooLargeError)
+        == len(REQUEST_LINE) + 2 + 8191
+    )
     with pytest.raises(e.HeaderFieldTooLargeError) as info:
         parser_impl.RequestParser().parse(raw)
     assert info.value.status == 431
@@ -120,7 +131,9 @@ def test_field_line_limit_applies_to_obs_fold_lines(parser_impl: ModuleType) -> 
 
 def test_custom_field_line_limit(parser_impl: ModuleType) -> None:
     feed_three_ways(parser_impl, head(field_of(10)), max_field_line=10)
-    raises_three_ways(parser_impl, head(field_of(11)), e.HeaderFieldTooLargeError, max_field_line=10)
+    raises_three_ways(
+        parser_impl, head(field_of(11)), e.HeaderFieldTooLargeError, max_field_line=10
+    )
 
 
 # -- number of field lines
@@ -140,11 +153,15 @@ def test_field_count_over_limit_refused(parser_impl: ModuleType) -> None:
 
 def test_custom_field_count_limit(parser_impl: ModuleType) -> None:
     feed_three_ways(parser_impl, head(b"A: 1", b"B: 2"), max_fields=2)
-    raises_three_ways(parser_impl, head(b"A: 1", b"B: 2", b"C: 3"), e.TooManyHeadersError, max_fields=2)
+    raises_three_ways(
+        parser_impl, head(b"A: 1", b"B: 2", b"C: 3"), e.TooManyHeadersError, max_fields=2
+    )
 
 
 def test_dropped_underscore_fields_still_count(parser_impl: ModuleType) -> None:
-    raises_three_ways(parser_impl, head(b"A_1: 1", b"B_2: 2", b"C_3: 3"), e.TooManyHeadersError, max_fields=2)
+    raises_three_ways(
+        parser_impl, head(b"A_1: 1", b"B_2: 2", b"C_3: 3"), e.TooManyHeadersError, max_fields=2
+    )
 
 
 # -- whole head
@@ -187,8 +204,12 @@ def test_custom_head_limit(parser_impl: ModuleType) -> None:
 
 def test_line_limit_reported_before_head_limit(parser_impl: ModuleType) -> None:
     """The line limit is enforced on the partial line, the head limit when it completes."""
-    raises_three_ways(parser_impl, head(field_of(30)), e.HeaderFieldTooLargeError, max_field_line=20, max_head=25)
-    raises_three_ways(parser_impl, head(field_of(20)), e.HeadTooLargeError, max_field_line=20, max_head=25)
+    raises_three_ways(
+        parser_impl, head(field_of(30)), e.HeaderFieldTooLargeError, max_field_line=20, max_head=25
+    )
+    raises_three_ways(
+        parser_impl, head(field_of(20)), e.HeadTooLargeError, max_field_line=20, max_head=25
+    )
 
 
 def test_limits_are_writable_attributes(parser_impl: ModuleType) -> None:
@@ -220,14 +241,18 @@ def test_content_length_at_63_bits_accepted(parser_impl: ModuleType) -> None:
 def test_content_length_over_63_bits_refused(parser_impl: ModuleType) -> None:
     raw = head(b"Content-Length: 9223372036854775808")
     raises_three_ways(parser_impl, raw, e.InvalidContentLengthError)
-    raises_three_ways(parser_impl, head(b"Content-Length: 99999999999999999999999"), e.InvalidContentLengthError)
+    raises_three_ways(
+        parser_impl, head(b"Content-Length: 99999999999999999999999"), e.InvalidContentLengthError
+    )
     with pytest.raises(e.InvalidContentLengthError) as info:
         parser_impl.RequestParser().parse(raw)
     assert info.value.status == 400
 
 
 def test_content_length_leading_zeros_do_not_overflow(parser_impl: ModuleType) -> None:
-    parser = feed_three_ways(parser_impl, head(b"Content-Length: 000000000000000000000009223372036854775807"))[0]
+    parser = feed_three_ways(
+        parser_impl, head(b"Content-Length: 000000000000000000000009223372036854775807")
+    )[0]
     assert parser.content_length == 2**63 - 1
 
 
@@ -285,7 +310,32 @@ def test_trailer_section_over_limit_refused(parser_impl: ModuleType) -> None:
 
 
 def test_custom_trailer_limits(parser_impl: ModuleType) -> None:
-    decode_three_ways(parser_impl, trailers(b"A: 1", b"B: 2"), b"", max_fields=2, max_head=8, max_field_line=4)
-    decode_raises_three_ways(parser_impl, trailers(b"A: 1", b"B: 2", b"C: 3"), e.TooManyHeadersError, max_fields=2)
-    decode_raises_three_ways(parser_impl, trailers(b"A: 1", b"B: 22"), e.HeadTooLargeError, max_head=8)
-    decode_raises_three_ways(parser_impl, trailers(b"A: 12"), e.HeaderFieldTooLargeError, max_field_line=4)
+    decode_three_ways(
+        parser_impl, trailers(b"A: 1", b"B: 2"), b"", max_fields=2, max_head=8, max_field_line=4
+    )
+    decode_raises_three_ways(
+        parser_impl, trailers(b"A: 1", b"B: 2", b"C: 3"), e.TooManyHeadersError, max_fields=2
+    )
+    decode_raises_three_ways(
+        parser_impl, trailers(b"A: 1", b"B: 22"), e.HeadTooLargeError, max_head=8
+    )
+    decode_raises_three_ways(
+        parser_impl, trailers(b"A: 12"), e.HeaderFieldTooLargeError, max_field_line=4
+    )
+
+
+def test_head_limit_checked_before_field_count(parser_impl: ModuleType) -> None:
+    """docs/parsing.md, order of checks: bare LF, max_head, max_fields, content."""
+    raw = head(b"A: 1", b"B: 2", b"C: 3")
+    raises_three_ways(parser_impl, raw, e.HeadTooLargeError, max_fields=2, max_head=20)
+    raises_three_ways(
+        parser_impl, head(b"A: 1", b"B: 2", b"C 3"), e.TooManyHeadersError, max_fields=2
+    )
+
+
+def test_trailer_limit_checked_before_trailer_count(parser_impl: ModuleType) -> None:
+    raw = trailers(b"A: 1", b"B: 2", b"C: 3")
+    decode_raises_three_ways(parser_impl, raw, e.HeadTooLargeError, max_fields=2, max_head=10)
+    decode_raises_three_ways(
+        parser_impl, trailers(b"A: 1", b"B: 2", b"C 3"), e.TooManyHeadersError, max_fields=2
+    )

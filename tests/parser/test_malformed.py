@@ -10,9 +10,9 @@ from __future__ import annotations
 from types import ModuleType
 
 import pytest
+from helpers import raises_three_ways
 
 from fastserve import errors as e
-from helpers import raises_three_ways
 
 GET = b"GET / HTTP/1.1\r\n"
 END = b"\r\n"
@@ -29,7 +29,12 @@ def line(request_line: bytes) -> bytes:
 
 CASES: list[tuple[str, bytes, type[e.HTTPParseError], int]] = [
     # -- method (RFC 9110 §9.1, §5.6.2): checked byte by byte as it arrives
-    ("tls_client_hello", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", e.InvalidMethodError, 400),
+    (
+        "tls_client_hello",
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+        e.InvalidMethodError,
+        400,
+    ),
     ("sp_before_method", line(b" GET / HTTP/1.1"), e.InvalidMethodError, 400),
     ("ctl_in_method", line(b"G\x01T / HTTP/1.1"), e.InvalidMethodError, 400),
     ("nul_in_method", line(b"GE\x00T / HTTP/1.1"), e.InvalidMethodError, 400),
@@ -66,7 +71,12 @@ CASES: list[tuple[str, bytes, type[e.HTTPParseError], int]] = [
     ("connect_asterisk", line(b"CONNECT * HTTP/1.1"), e.InvalidTargetError, 400),
     ("connect_without_port", line(b"CONNECT example.com HTTP/1.1"), e.InvalidTargetError, 400),
     ("connect_empty_port", line(b"CONNECT example.com: HTTP/1.1"), e.InvalidTargetError, 400),
-    ("connect_non_digit_port", line(b"CONNECT example.com:https HTTP/1.1"), e.InvalidTargetError, 400),
+    (
+        "connect_non_digit_port",
+        line(b"CONNECT example.com:https HTTP/1.1"),
+        e.InvalidTargetError,
+        400,
+    ),
     ("connect_empty_host", line(b"CONNECT :443 HTTP/1.1"), e.InvalidTargetError, 400),
     ("connect_userinfo", line(b"CONNECT u@h:443 HTTP/1.1"), e.InvalidTargetError, 400),
     ("connect_with_path", line(b"CONNECT h/x:443 HTTP/1.1"), e.InvalidTargetError, 400),
@@ -104,7 +114,12 @@ CASES: list[tuple[str, bytes, type[e.HTTPParseError], int]] = [
     ("obs_fold_with_ctl", head(b"X: a", b" \x01"), e.InvalidHeaderError, 400),
     ("duplicate_host", head(b"Host: a", b"Host: a"), e.DuplicateHeaderError, 400),
     ("duplicate_host_other_case", head(b"Host: a", b"hOST: b"), e.DuplicateHeaderError, 400),
-    ("duplicate_content_type", head(b"Content-Type: a", b"Content-Type: b"), e.DuplicateHeaderError, 400),
+    (
+        "duplicate_content_type",
+        head(b"Content-Type: a", b"Content-Type: b"),
+        e.DuplicateHeaderError,
+        400,
+    ),
     # -- Content-Length (RFC 9110 §8.6, RFC 9112 §6.3)
     ("cl_negative", head(b"Content-Length: -1"), e.InvalidContentLengthError, 400),
     ("cl_plus_sign", head(b"Content-Length: +1"), e.InvalidContentLengthError, 400),
@@ -112,19 +127,59 @@ CASES: list[tuple[str, bytes, type[e.HTTPParseError], int]] = [
     ("cl_empty", head(b"Content-Length:"), e.InvalidContentLengthError, 400),
     ("cl_space_inside", head(b"Content-Length: 1 2"), e.InvalidContentLengthError, 400),
     ("cl_decimal_point", head(b"Content-Length: 1.0"), e.InvalidContentLengthError, 400),
-    ("cl_differing_lines", head(b"Content-Length: 5", b"Content-Length: 6"), e.InvalidContentLengthError, 400),
+    (
+        "cl_differing_lines",
+        head(b"Content-Length: 5", b"Content-Length: 6"),
+        e.InvalidContentLengthError,
+        400,
+    ),
     ("cl_differing_list", head(b"Content-Length: 5, 6"), e.InvalidContentLengthError, 400),
     ("cl_empty_list_element", head(b"Content-Length: 5,"), e.InvalidContentLengthError, 400),
-    ("cl_over_63_bits", head(b"Content-Length: 9223372036854775808"), e.InvalidContentLengthError, 400),
-    ("cl_non_ascii_digit", head("Content-Length: \u0665".encode()), e.InvalidContentLengthError, 400),
+    (
+        "cl_over_63_bits",
+        head(b"Content-Length: 9223372036854775808"),
+        e.InvalidContentLengthError,
+        400,
+    ),
+    (
+        "cl_non_ascii_digit",
+        head("Content-Length: \u0665".encode()),
+        e.InvalidContentLengthError,
+        400,
+    ),
     # -- Transfer-Encoding (RFC 9112 §6.1, §6.3)
     ("te_unknown_coding", head(b"Transfer-Encoding: foo"), e.UnsupportedTransferEncodingError, 501),
-    ("te_unknown_after_chunked", head(b"Transfer-Encoding: chunked, foo"), e.UnsupportedTransferEncodingError, 501),
-    ("te_coding_with_params", head(b"Transfer-Encoding: chunked;q=1"), e.UnsupportedTransferEncodingError, 501),
+    (
+        "te_unknown_after_chunked",
+        head(b"Transfer-Encoding: chunked, foo"),
+        e.UnsupportedTransferEncodingError,
+        501,
+    ),
+    (
+        "te_coding_with_params",
+        head(b"Transfer-Encoding: chunked;q=1"),
+        e.UnsupportedTransferEncodingError,
+        501,
+    ),
     ("te_gzip_not_chunked", head(b"Transfer-Encoding: gzip"), e.InvalidTransferEncodingError, 400),
-    ("te_chunked_not_last", head(b"Transfer-Encoding: chunked, gzip"), e.InvalidTransferEncodingError, 400),
-    ("te_chunked_twice", head(b"Transfer-Encoding: chunked, chunked"), e.InvalidTransferEncodingError, 400),
-    ("te_chunked_twice_in_two_lines", head(b"Transfer-Encoding: chunked", b"Transfer-Encoding: chunked"), e.InvalidTransferEncodingError, 400),
+    (
+        "te_chunked_not_last",
+        head(b"Transfer-Encoding: chunked, gzip"),
+        e.InvalidTransferEncodingError,
+        400,
+    ),
+    (
+        "te_chunked_twice",
+        head(b"Transfer-Encoding: chunked, chunked"),
+        e.InvalidTransferEncodingError,
+        400,
+    ),
+    (
+        "te_chunked_twice_in_two_lines",
+        head(b"Transfer-Encoding: chunked", b"Transfer-Encoding: chunked"),
+        e.InvalidTransferEncodingError,
+        400,
+    ),
     ("te_empty", head(b"Transfer-Encoding:"), e.InvalidTransferEncodingError, 400),
     ("te_commas_only", head(b"Transfer-Encoding: , ,"), e.InvalidTransferEncodingError, 400),
     # -- limits (RFC 9112 §3, RFC 6585 §5), default values

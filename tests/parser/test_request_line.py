@@ -18,7 +18,19 @@ def request(line: bytes) -> bytes:
 
 @pytest.mark.parametrize(
     "method",
-    ["GET", "POST", "HEAD", "PUT", "DELETE", "PATCH", "M-SEARCH", "PROPFIND", "get", "X!#$%&'*+-.^_`|~9", TCHARS],
+    [
+        "GET",
+        "POST",
+        "HEAD",
+        "PUT",
+        "DELETE",
+        "PATCH",
+        "M-SEARCH",
+        "PROPFIND",
+        "get",
+        "X!#$%&'*+-.^_`|~9",
+        TCHARS,
+    ],
 )
 def test_method_is_any_token_case_kept(parser_impl: ModuleType, method: str) -> None:
     """RFC 9110 §9.1: method = token, case-sensitive; any token is accepted."""
@@ -28,7 +40,9 @@ def test_method_is_any_token_case_kept(parser_impl: ModuleType, method: str) -> 
 
 
 @pytest.mark.parametrize("byte", sorted(set(range(256)) - set(TCHARS.encode()) - {0x20, 0x0D}))
-def test_every_non_tchar_byte_in_method_is_refused_at_once(parser_impl: ModuleType, byte: int) -> None:
+def test_every_non_tchar_byte_in_method_is_refused_at_once(
+    parser_impl: ModuleType, byte: int
+) -> None:
     """The byte is refused when it arrives, before any line end (the TLS case in general)."""
     raw = b"GE" + bytes([byte]) + b"T / HTTP/1.1\r\n\r\n"
     assert raises_three_ways(parser_impl, raw, e.InvalidMethodError) == 3
@@ -41,14 +55,17 @@ def test_supported_versions(parser_impl: ModuleType, version: str) -> None:
     assert parser.environ["SERVER_PROTOCOL"] == version
 
 
-@pytest.mark.parametrize("version", [b"HTTP/2.0", b"HTTP/3.0", b"HTTP/1.9", b"HTTP/0.9", b"HTTP/9.9"])
+@pytest.mark.parametrize(
+    "version", [b"HTTP/2.0", b"HTTP/3.0", b"HTTP/1.9", b"HTTP/0.9", b"HTTP/9.9"]
+)
 def test_well_formed_other_versions_get_505(parser_impl: ModuleType, version: bytes) -> None:
     """RFC 9110 §15.6.6."""
     raises_three_ways(parser_impl, request(b"GET / " + version), e.UnsupportedVersionError)
 
 
 @pytest.mark.parametrize(
-    "version", [b"HTTP/1.1x", b"HTTP/1.", b"HTTP/a.b", b"HTTPS/1.1", b"HTTP/1.1.1", b"HTTP 1.1", b"Http/1.1"]
+    "version",
+    [b"HTTP/1.1x", b"HTTP/1.", b"HTTP/a.b", b"HTTPS/1.1", b"HTTP/1.1.1", b"HTTP 1.1", b"Http/1.1"],
 )
 def test_malformed_versions_get_400(parser_impl: ModuleType, version: bytes) -> None:
     """RFC 9112 §2.3: HTTP-version = HTTP-name "/" DIGIT "." DIGIT (case-sensitive)."""
@@ -59,7 +76,11 @@ def test_malformed_versions_get_400(parser_impl: ModuleType, version: bytes) -> 
 def test_origin_form(parser_impl: ModuleType) -> None:
     """RFC 9112 §3.2.1."""
     env = feed_three_ways(parser_impl, request(b"GET /a/b?c=d HTTP/1.1"))[0].environ
-    assert (env["PATH_INFO"], env["QUERY_STRING"], env["REQUEST_URI"]) == ("/a/b", "c=d", "/a/b?c=d")
+    assert (env["PATH_INFO"], env["QUERY_STRING"], env["REQUEST_URI"]) == (
+        "/a/b",
+        "c=d",
+        "/a/b?c=d",
+    )
 
 
 def test_target_accepts_every_visible_ascii_byte(parser_impl: ModuleType) -> None:
@@ -117,7 +138,11 @@ def test_authority_form_with_connect(parser_impl: ModuleType) -> None:
     parser = feed_three_ways(parser_impl, request(b"CONNECT example.com:443 HTTP/1.1"))[0]
     env = parser.environ
     assert parser.method == "CONNECT"
-    assert (env["PATH_INFO"], env["QUERY_STRING"], env["REQUEST_URI"]) == ("", "", "example.com:443")
+    assert (env["PATH_INFO"], env["QUERY_STRING"], env["REQUEST_URI"]) == (
+        "",
+        "",
+        "example.com:443",
+    )
     assert env["HTTP_HOST"] == "example.com"  # the Host field, not the target
 
 

@@ -17,14 +17,23 @@ def test_good_head(parser_impl: ModuleType) -> None:
 
 def test_no_headers_no_preamble(parser_impl: ModuleType) -> None:
     assert parser_impl.serialize_response_head(b"HTTP/1.0", "404 Not Found", [], b"") == (
-        b"HTTP/1.0 404 Not Found\r\n", 404, -1, 0,
+        b"HTTP/1.0 404 Not Found\r\n",
+        404,
+        -1,
+        0,
     )
 
 
 @pytest.mark.parametrize(
     ("status", "code"),
-    [("100 Continue", 100), ("204", 204), ("299 ", 299), ("999 Custom", 999), ("200 caf\xe9", 200),
-     ("418 I'm a teapot\t!", 418)],
+    [
+        ("100 Continue", 100),
+        ("204", 204),
+        ("299 ", 299),
+        ("999 Custom", 999),
+        ("200 caf\xe9", 200),
+        ("418 I'm a teapot\t!", 418),
+    ],
 )
 def test_valid_statuses(parser_impl: ModuleType, status: str, code: int) -> None:
     head, got, _, _ = parser_impl.serialize_response_head(b"HTTP/1.1", status, [], b"")
@@ -34,8 +43,22 @@ def test_valid_statuses(parser_impl: ModuleType, status: str, code: int) -> None
 
 @pytest.mark.parametrize(
     "status",
-    ["", "20", "2000", "099 Low", "000", "abc", "200OK", " 200 OK", "200 O\r\nX: y", "200 O\nK",
-     "200 O\x00K", "200 \u20ac", "\u0662\u0660\u0660 OK", "-20 OK"],
+    [
+        "",
+        "20",
+        "2000",
+        "099 Low",
+        "000",
+        "abc",
+        "200OK",
+        " 200 OK",
+        "200 O\r\nX: y",
+        "200 O\nK",
+        "200 O\x00K",
+        "200 \u20ac",
+        "\u0662\u0660\u0660 OK",
+        "-20 OK",
+    ],
 )
 def test_invalid_statuses(parser_impl: ModuleType, status: str) -> None:
     with pytest.raises(ValueError):
@@ -50,26 +73,34 @@ def test_status_must_be_str(parser_impl: ModuleType) -> None:
 @pytest.mark.parametrize(
     "value", ["a\rb", "a\nb", "a\r\nSet-Cookie: x", "a\x00b", "\n", "caf\u20ac"]
 )
-def test_value_that_could_split_or_is_not_latin1_refused(parser_impl: ModuleType, value: str) -> None:
+def test_value_that_could_split_or_is_not_latin1_refused(
+    parser_impl: ModuleType, value: str
+) -> None:
     """RFC 9110 §5.5: never send a field that could split the response."""
     with pytest.raises(ValueError):
         parser_impl.serialize_response_head(b"HTTP/1.1", "200 OK", [("X", value)], b"")
 
 
-@pytest.mark.parametrize("name", ["", "X Y", "X:Y", "X\r\nY", "X\x00", "caf\xe9", "X\tY", "(x)", "\u20ac"])
+@pytest.mark.parametrize(
+    "name", ["", "X Y", "X:Y", "X\r\nY", "X\x00", "caf\xe9", "X\tY", "(x)", "\u20ac"]
+)
 def test_non_token_name_refused(parser_impl: ModuleType, name: str) -> None:
     with pytest.raises(ValueError):
         parser_impl.serialize_response_head(b"HTTP/1.1", "200 OK", [(name, "v")], b"")
 
 
 @pytest.mark.parametrize("header", [(b"X", "v"), ("X", b"v"), ("X", 1), (None, "v")])
-def test_non_str_name_or_value_is_type_error(parser_impl: ModuleType, header: tuple[object, object]) -> None:
+def test_non_str_name_or_value_is_type_error(
+    parser_impl: ModuleType, header: tuple[object, object]
+) -> None:
     with pytest.raises(TypeError):
         parser_impl.serialize_response_head(b"HTTP/1.1", "200 OK", [header], b"")
 
 
 def test_values_keep_latin1_tabs_and_whitespace(parser_impl: ModuleType) -> None:
-    head, *_ = parser_impl.serialize_response_head(b"HTTP/1.1", "200 OK", [("X", " caf\xe9\t1 ")], b"")
+    head, *_ = parser_impl.serialize_response_head(
+        b"HTTP/1.1", "200 OK", [("X", " caf\xe9\t1 ")], b""
+    )
     assert head.endswith(b"X:  caf\xe9\t1 \r\n")
 
 
