@@ -46,8 +46,9 @@ def child_env(cwd: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def run_command(args: Sequence[str], cwd: Path, env: Mapping[str, str] | None = None,
-                timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+def run_command(
+    args: Sequence[str], cwd: Path, env: Mapping[str, str] | None = None, timeout: float = 60.0
+) -> subprocess.CompletedProcess[str]:
     """Run a command that is expected to end by itself (error cases, ``--version``)."""
     return subprocess.run(
         [sys.executable, *args],
@@ -73,9 +74,15 @@ class Response:
 class LiveCommand:
     """``python <args>`` started in ``cwd`` in its own process group."""
 
-    def __init__(self, args: Sequence[str], cwd: Path, port: int | None = None,
-                 env: Mapping[str, str] | None = None, unix_path: Path | None = None,
-                 https: bool = False) -> None:
+    def __init__(
+        self,
+        args: Sequence[str],
+        cwd: Path,
+        port: int | None = None,
+        env: Mapping[str, str] | None = None,
+        unix_path: Path | None = None,
+        https: bool = False,
+    ) -> None:
         self.cwd = cwd
         self.port = port
         self.unix_path = unix_path
@@ -142,16 +149,22 @@ class LiveCommand:
         assert self.port is not None
         return socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
 
-    def request(self, method: str, path: str, body: bytes | None = None,
-                headers: Mapping[str, str] | None = None) -> Response:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
         """One request on a new connection; the whole response is read."""
         conn: http.client.HTTPConnection
         if self.https:
             context = ssl.create_default_context()
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
-            conn = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=REQUEST_TIMEOUT,
-                                               context=context)
+            conn = http.client.HTTPSConnection(
+                "127.0.0.1", self.port, timeout=REQUEST_TIMEOUT, context=context
+            )
         else:
             conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=REQUEST_TIMEOUT)
             if self.unix_path is not None:

@@ -87,24 +87,36 @@ def build_parser() -> argparse.ArgumentParser:
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--host", help="address to bind (default: 127.0.0.1; 0.0.0.0 for all IPv4)")
     where.add_argument("--unix", metavar="PATH", help="listen on a unix socket instead of TCP")
-    parser.add_argument("-p", "--port", type=_port, help="TCP port (default: 5000; 0 picks a free one)")
+    parser.add_argument(
+        "-p", "--port", type=_port, help="TCP port (default: 5000; 0 picks a free one)"
+    )
     parser.add_argument("--reload", action="store_true", help="restart when a source file changes")
     parser.add_argument(
-        "--debug", action="store_true", help="interactive debugger on errors (werkzeug's, PIN-protected)"
+        "--debug",
+        action="store_true",
+        help="interactive debugger on errors (werkzeug's, PIN-protected)",
     )
     parser.add_argument(
         "--threads",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="a thread per connection (default), or one request at a time with --no-threads",
+        help="serve requests concurrently in threads (default), or one at a time with --no-threads",
     )
     parser.add_argument(
-        "--processes", type=_positive_int, default=1, metavar="N", help="N pre-forked worker processes"
+        "--processes",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="N pre-forked worker processes",
     )
     tls = parser.add_mutually_exclusive_group()
     tls.add_argument("--cert", metavar="FILE", help="serve HTTPS with this PEM certificate")
-    tls.add_argument("--adhoc", action="store_true", help="serve HTTPS with a throwaway self-signed certificate")
-    parser.add_argument("--key", metavar="FILE", help="private key for --cert (if not inside the cert file)")
+    tls.add_argument(
+        "--adhoc", action="store_true", help="serve HTTPS with a throwaway self-signed certificate"
+    )
+    parser.add_argument(
+        "--key", metavar="FILE", help="private key for --cert (if not inside the cert file)"
+    )
     parser.add_argument(
         "--static",
         action="append",
@@ -112,7 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL=DIR",
         help="serve files under DIR at URL, e.g. /static=./public (repeatable)",
     )
-    parser.add_argument("--version", action="store_true", help="show versions and the parser in use")
+    parser.add_argument(
+        "--version", action="store_true", help="show versions and the parser in use"
+    )
     return parser
 
 
@@ -223,7 +237,7 @@ def _ssl_context(args: argparse.Namespace) -> tuple[str, ...] | str | None:
             raise CLIError("--key needs --cert")
         return None
     files = (args.cert, args.key) if args.key else (args.cert,)
-    for kind, path in zip(("certificate", "key"), files):
+    for kind, path in zip(("certificate", "key"), files, strict=False):
         if not os.path.isfile(path):
             raise CLIError(f"{kind} file not found: {path}")
         if not os.access(path, os.R_OK):
@@ -289,7 +303,9 @@ def _check_port_free(hostname: str, port: int) -> None:
             raise CLIError(f"--host {hostname!r}: no such host or address") from None
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                message = f"port {port} is in use by another program: stop it, or pick another --port"
+                message = (
+                    f"port {port} is in use by another program: stop it, or pick another --port"
+                )
             elif exc.errno == errno.EADDRNOTAVAIL:
                 message = f"--host {hostname}: not an address of this machine"
             elif exc.errno == errno.EACCES:
@@ -366,7 +382,9 @@ def _evaluate(module: Any, module_name: str, expression: str) -> Any:
     target = call.func if call is not None else node
     path = _dotted(target)
     if path is None:
-        raise CLIError(f"cannot understand {expression!r}: expected a name or a call like create_app()")
+        raise CLIError(
+            f"cannot understand {expression!r}: expected a name or a call like create_app()"
+        )
     obj = module
     for depth, name in enumerate(path):
         try:
@@ -388,7 +406,9 @@ def _evaluate(module: Any, module_name: str, expression: str) -> Any:
     try:
         return obj(*args, **kwargs)
     except Exception as exc:
-        raise AppImportError(f"'{module_name}:{expression}' raised an error (traceback above)") from exc
+        raise AppImportError(
+            f"'{module_name}:{expression}' raised an error (traceback above)"
+        ) from exc
 
 
 def _dotted(node: ast.AST | None) -> list[str] | None:
@@ -406,8 +426,14 @@ def _check_wsgi_callable(app: Any, label: str) -> None:
     try:
         inspect.signature(app).bind(object(), object())
     except TypeError:
-        hint = " - is it a factory? then write it as a call, '" + label + "()'" if not inspect.isclass(app) else ""
-        raise CLIError(f"'{label}' cannot be called as app(environ, start_response){hint}") from None
+        hint = (
+            " - is it a factory? then write it as a call, '" + label + "()'"
+            if not inspect.isclass(app)
+            else ""
+        )
+        raise CLIError(
+            f"'{label}' cannot be called as app(environ, start_response){hint}"
+        ) from None
     except ValueError:
         pass  # no signature to check (some builtins): let it be
 
@@ -423,9 +449,14 @@ def _app_or_error_app(spec: str, in_reloader_child: bool) -> WSGIApp:
         error: BaseException = exc
         if isinstance(exc, AppImportError) and exc.__cause__ is not None:
             error = exc.__cause__.with_traceback(_user_frames(exc.__cause__.__traceback__))
-        print(" * Serving the error above until a change is saved and the app reloads", file=sys.stderr)
+        print(
+            " * Serving the error above until a change is saved and the app reloads",
+            file=sys.stderr,
+        )
 
-        def broken_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        def broken_app(
+            environ: dict[str, Any], start_response: Callable[..., Any]
+        ) -> Iterable[bytes]:
             raise error
 
         return broken_app
@@ -436,14 +467,18 @@ def _app_or_error_app(spec: str, in_reloader_child: bool) -> WSGIApp:
 
 def _serving_line(spec: str | None) -> str:
     if spec is None:
-        return f" * Serving fastserve's demo app ({DEMO_APP}); serve yours with: fastserve module:app"
+        return (
+            f" * Serving fastserve's demo app ({DEMO_APP}); serve yours with: fastserve module:app"
+        )
     return f" * Serving {spec!r}"
 
 
 def _report(exc: CLIError) -> None:
     cause = exc.__cause__
     if isinstance(exc, AppImportError) and cause is not None:
-        traceback.print_exception(type(cause), cause, _user_frames(cause.__traceback__), file=sys.stderr)
+        traceback.print_exception(
+            type(cause), cause, _user_frames(cause.__traceback__), file=sys.stderr
+        )
     print(f"fastserve: error: {exc}", file=sys.stderr, flush=True)
 
 

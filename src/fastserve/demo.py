@@ -69,7 +69,9 @@ def _index_body(environ: dict[str, Any], posted: list[tuple[str, str]] | None) -
         '<label>message <input name="message" value="hello"></label> '
         '<button type="submit">POST</button></p></form>'
     )
-    rows = sorted((key, value if isinstance(value, str) else repr(value)) for key, value in environ.items())
+    rows = sorted(
+        (key, value if isinstance(value, str) else repr(value)) for key, value in environ.items()
+    )
     parts.append("<h2>Request environ</h2>")
     parts.append(_table(rows))
     return "".join(parts)
@@ -125,7 +127,9 @@ def _stream_lines(lines: int, delay: float) -> Iterator[bytes]:
     yield b"done - back to the demo: /\n"
 
 
-def _bounded(query: dict[str, list[str]], name: str, default: float, low: float, high: float) -> float:
+def _bounded(
+    query: dict[str, list[str]], name: str, default: float, low: float, high: float
+) -> float:
     try:
         value = float(query[name][0])
     except (KeyError, ValueError):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from live_command import child_env, free_port, run_command
 
-APP_SOURCE = '''
+APP_SOURCE = """
 def app(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [b"hello"]
@@ -23,7 +23,7 @@ value = 42
 
 def create_app():
     return app
-'''
+"""
 
 
 @pytest.fixture
@@ -31,7 +31,9 @@ def workdir(tmp_path: Path) -> Path:
     (tmp_path / "hello.py").write_text(APP_SOURCE)
     (tmp_path / "noapp.py").write_text("x = 1\n")
     (tmp_path / "notes.txt").write_text("not a socket\n")
-    (tmp_path / "garbage.pem").write_text("-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n")
+    (tmp_path / "garbage.pem").write_text(
+        "-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n"
+    )
     (tmp_path / "public").mkdir()
     return tmp_path
 
@@ -51,45 +53,96 @@ def assert_one_line_error(result, *fragments: str) -> str:
 @pytest.mark.parametrize(
     ("args", "fragments"),
     [
-        pytest.param(["nosuchmodule_xyz:app"], ["no module named 'nosuchmodule_xyz'"], id="no-such-module"),
-        pytest.param(["nosuchpkg_xyz.sub:app"], ["no module named 'nosuchpkg_xyz'"], id="no-such-package"),
-        pytest.param(["hello.nosub:app"], ["no module named 'hello.nosub'"], id="no-such-submodule"),
+        pytest.param(
+            ["nosuchmodule_xyz:app"], ["no module named 'nosuchmodule_xyz'"], id="no-such-module"
+        ),
+        pytest.param(
+            ["nosuchpkg_xyz.sub:app"], ["no module named 'nosuchpkg_xyz'"], id="no-such-package"
+        ),
+        pytest.param(
+            ["hello.nosub:app"], ["no module named 'hello.nosub'"], id="no-such-submodule"
+        ),
         pytest.param(["my-app:app"], ["'my-app' is not a module name"], id="bad-module-name"),
         pytest.param(["hello:nope"], ["'hello' has no attribute 'nope'"], id="no-such-attribute"),
         pytest.param(["hello:nope()"], ["'hello' has no attribute 'nope'"], id="no-such-factory"),
-        pytest.param(["noapp"], ["module 'noapp' has no 'app' or 'application'"], id="no-default-app"),
-        pytest.param(["hello:value"], ["'hello:value' is not a WSGI app", "int is not callable"],
-                     id="attribute-not-callable"),
-        pytest.param(["hello:create_app"], ["cannot be called as app(environ, start_response)",
-                                            "'hello:create_app()'"], id="factory-without-call"),
-        pytest.param(["hello:create_app(os.environ)"], ["factory arguments must be Python literals"],
-                     id="factory-non-literal-argument"),
+        pytest.param(
+            ["noapp"], ["module 'noapp' has no 'app' or 'application'"], id="no-default-app"
+        ),
+        pytest.param(
+            ["hello:value"],
+            ["'hello:value' is not a WSGI app", "int is not callable"],
+            id="attribute-not-callable",
+        ),
+        pytest.param(
+            ["hello:create_app"],
+            ["cannot be called as app(environ, start_response)", "'hello:create_app()'"],
+            id="factory-without-call",
+        ),
+        pytest.param(
+            ["hello:create_app(os.environ)"],
+            ["factory arguments must be Python literals"],
+            id="factory-non-literal-argument",
+        ),
         pytest.param(["hello:1+"], ["cannot understand '1+'"], id="unparsable-attribute"),
-        pytest.param(["--port", "70000"], ["port 70000 is out of range (0-65535)"], id="port-too-big"),
+        pytest.param(
+            ["--port", "70000"], ["port 70000 is out of range (0-65535)"], id="port-too-big"
+        ),
         pytest.param(["--port", "-1"], ["port -1 is out of range"], id="port-negative"),
-        pytest.param(["--port", "http"], ["port must be a number, not 'http'"], id="port-not-a-number"),
-        pytest.param(["--cert", "missing.pem"], ["certificate file not found: missing.pem"], id="cert-missing"),
-        pytest.param(["--cert", "garbage.pem"], ["cannot load the certificate/key"], id="cert-unreadable"),
+        pytest.param(
+            ["--port", "http"], ["port must be a number, not 'http'"], id="port-not-a-number"
+        ),
+        pytest.param(
+            ["--cert", "missing.pem"],
+            ["certificate file not found: missing.pem"],
+            id="cert-missing",
+        ),
+        pytest.param(
+            ["--cert", "garbage.pem"], ["cannot load the certificate/key"], id="cert-unreadable"
+        ),
         pytest.param(["--key", "hello.py"], ["--key needs --cert"], id="key-without-cert"),
-        pytest.param(["--adhoc", "--cert", "garbage.pem"], ["not allowed with argument"], id="adhoc-and-cert"),
-        pytest.param(["--processes", "2", "--threads"], ["--processes cannot be combined with --threads"],
-                     id="processes-with-threads"),
+        pytest.param(
+            ["--adhoc", "--cert", "garbage.pem"], ["not allowed with argument"], id="adhoc-and-cert"
+        ),
+        pytest.param(
+            ["--processes", "2", "--threads"],
+            ["--processes cannot be combined with --threads"],
+            id="processes-with-threads",
+        ),
         pytest.param(["--processes", "0"], ["must be at least 1"], id="processes-zero"),
         pytest.param(["--static", "public"], ["--static expects URL=DIR"], id="static-no-equals"),
-        pytest.param(["--static", "/s=missing_dir"], ["missing_dir does not exist"], id="static-missing-dir"),
-        pytest.param(["--static", "/s=public", "--static", "s=public"], ["/s is given twice"],
-                     id="static-twice"),
-        pytest.param(["--unix", "notes.txt"], ["exists and is not a socket"], id="unix-regular-file"),
+        pytest.param(
+            ["--static", "/s=missing_dir"], ["missing_dir does not exist"], id="static-missing-dir"
+        ),
+        pytest.param(
+            ["--static", "/s=public", "--static", "s=public"],
+            ["/s is given twice"],
+            id="static-twice",
+        ),
+        pytest.param(
+            ["--unix", "notes.txt"], ["exists and is not a socket"], id="unix-regular-file"
+        ),
         pytest.param(["--unix", "nodir/app.sock"], ["does not exist"], id="unix-missing-dir"),
-        pytest.param(["--unix", "app.sock", "--port", "8000"], ["--port cannot be used with --unix"],
-                     id="unix-with-port"),
-        pytest.param(["--unix", "app.sock", "--host", "0.0.0.0"], ["not allowed with argument"],
-                     id="unix-with-host"),
-        pytest.param(["--host", "no-such-host.invalid"], ["no such host or address"], id="unknown-host"),
-        pytest.param(["--no-such-option"], ["unrecognized arguments: --no-such-option"], id="unknown-option"),
+        pytest.param(
+            ["--unix", "app.sock", "--port", "8000"],
+            ["--port cannot be used with --unix"],
+            id="unix-with-port",
+        ),
+        pytest.param(
+            ["--unix", "app.sock", "--host", "0.0.0.0"],
+            ["not allowed with argument"],
+            id="unix-with-host",
+        ),
+        pytest.param(
+            ["--host", "no-such-host.invalid"], ["no such host or address"], id="unknown-host"
+        ),
+        pytest.param(
+            ["--no-such-option"], ["unrecognized arguments: --no-such-option"], id="unknown-option"
+        ),
     ],
 )
-def test_user_error_is_one_line_and_exit_2(workdir: Path, args: list[str], fragments: list[str]) -> None:
+def test_user_error_is_one_line_and_exit_2(
+    workdir: Path, args: list[str], fragments: list[str]
+) -> None:
     # a free port, so that only the mistake under test can fail
     port_args = [] if any(a in args for a in ("--port", "--unix")) else ["--port", str(free_port())]
     result = run_command(["-m", "fastserve", *args, *port_args], cwd=workdir)
@@ -119,7 +172,9 @@ def test_adhoc_without_cryptography(workdir: Path) -> None:
     result = run_command(
         ["-c", code, "--adhoc", "--port", str(free_port())], cwd=workdir, env=child_env(workdir)
     )
-    assert_one_line_error(result, "--adhoc needs the 'cryptography' package: pip install cryptography")
+    assert_one_line_error(
+        result, "--adhoc needs the 'cryptography' package: pip install cryptography"
+    )
 
 
 def test_exception_in_user_module_shows_its_traceback(workdir: Path) -> None:
@@ -130,7 +185,10 @@ def test_exception_in_user_module_shows_its_traceback(workdir: Path) -> None:
     assert 'broken.py", line 3' in result.stderr
     assert "RuntimeError: broken on purpose" in result.stderr
     assert "cli.py" not in result.stderr and "importlib" not in result.stderr
-    assert result.stderr.splitlines()[-1] == "fastserve: error: could not import 'broken' (traceback above)"
+    assert (
+        result.stderr.splitlines()[-1]
+        == "fastserve: error: could not import 'broken' (traceback above)"
+    )
 
 
 def test_syntax_error_in_user_module(workdir: Path) -> None:
@@ -138,7 +196,10 @@ def test_syntax_error_in_user_module(workdir: Path) -> None:
     result = run_command(["-m", "fastserve", "typo", "--port", str(free_port())], cwd=workdir)
     assert result.returncode == 2
     assert 'typo.py", line 1' in result.stderr and "SyntaxError" in result.stderr
-    assert result.stderr.splitlines()[-1] == "fastserve: error: could not import 'typo' (traceback above)"
+    assert (
+        result.stderr.splitlines()[-1]
+        == "fastserve: error: could not import 'typo' (traceback above)"
+    )
 
 
 def test_missing_dependency_of_user_module_is_not_reported_as_missing_app(workdir: Path) -> None:
@@ -146,13 +207,17 @@ def test_missing_dependency_of_user_module_is_not_reported_as_missing_app(workdi
     result = run_command(["-m", "fastserve", "needs", "--port", str(free_port())], cwd=workdir)
     assert result.returncode == 2
     assert "No module named 'nosuchdependency_xyz'" in result.stderr
-    assert result.stderr.splitlines()[-1] == "fastserve: error: could not import 'needs' (traceback above)"
+    assert (
+        result.stderr.splitlines()[-1]
+        == "fastserve: error: could not import 'needs' (traceback above)"
+    )
 
 
 def test_factory_that_raises(workdir: Path) -> None:
     (workdir / "factory.py").write_text("def create_app(name):\n    raise ValueError(name)\n")
-    result = run_command(["-m", "fastserve", "factory:create_app('cfg-x')", "--port", str(free_port())],
-                         cwd=workdir)
+    result = run_command(
+        ["-m", "fastserve", "factory:create_app('cfg-x')", "--port", str(free_port())], cwd=workdir
+    )
     assert result.returncode == 2
     assert "ValueError: cfg-x" in result.stderr and 'factory.py", line 2' in result.stderr
     assert result.stderr.splitlines()[-1] == (

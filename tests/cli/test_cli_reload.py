@@ -14,11 +14,11 @@ from live_command import LiveCommand, free_port
 
 pytestmark = pytest.mark.live
 
-GOOD = '''
+GOOD = """
 def app(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [b"version %d"]
-'''
+"""
 BROKEN = "def app(environ, start_response)\n    pass\n"
 
 
@@ -31,7 +31,9 @@ def test_broken_module_is_served_as_an_error_until_fixed(tmp_path: Path, debug: 
     source = tmp_path / "hello.py"
     save(source, GOOD % 1)
     port = free_port()
-    args = ["-m", "fastserve", "hello:app", "--reload", "--port", str(port)] + (["--debug"] if debug else [])
+    args = ["-m", "fastserve", "hello:app", "--reload", "--port", str(port)] + (
+        ["--debug"] if debug else []
+    )
     with LiveCommand(args, cwd=tmp_path, port=port) as server:
         server.wait_for_log("Restarting with")
         server.wait_ready()

@@ -15,7 +15,7 @@ from fastserve.parser import PARSER_IMPL
 
 pytestmark = pytest.mark.live
 
-HELLO = '''
+HELLO = """
 def app(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [b"hello from " + __name__.encode()]
@@ -30,7 +30,7 @@ def create_app(greeting="hi"):
 
 def crash(environ, start_response):
     raise ZeroDivisionError("crash-marker")
-'''
+"""
 
 
 @pytest.fixture
@@ -41,7 +41,9 @@ def workdir(tmp_path: Path) -> Path:
 
 def serve(workdir: Path, *args: str, **kwargs) -> LiveCommand:
     port = free_port()
-    return LiveCommand(["-m", "fastserve", *args, "--port", str(port)], cwd=workdir, port=port, **kwargs)
+    return LiveCommand(
+        ["-m", "fastserve", *args, "--port", str(port)], cwd=workdir, port=port, **kwargs
+    )
 
 
 def test_version_names_the_parser_and_platform(workdir: Path) -> None:
@@ -63,8 +65,11 @@ def test_console_script_is_declared() -> None:
     from importlib.metadata import PackageNotFoundError, distribution
 
     try:
-        scripts = {ep.name: ep.value for ep in distribution("fastserve").entry_points
-                   if ep.group == "console_scripts"}
+        scripts = {
+            ep.name: ep.value
+            for ep in distribution("fastserve").entry_points
+            if ep.group == "console_scripts"
+        }
     except PackageNotFoundError:
         # not installed (tests run from the source tree): read the declaration itself
         import tomllib
@@ -84,15 +89,18 @@ def test_demo_app_is_served_without_arguments(workdir: Path) -> None:
         assert "<td>SERVER_SOFTWARE</td><td>fastserve/" in index.text
 
         form = urllib.parse.urlencode({"name": "curl", "message": "<hi>"}).encode()
-        posted = server.request("POST", "/", body=form,
-                                headers={"Content-Type": "application/x-www-form-urlencoded"})
+        posted = server.request(
+            "POST", "/", body=form, headers={"Content-Type": "application/x-www-form-urlencoded"}
+        )
         assert posted.status == 200
         assert "<td>message</td><td>&lt;hi&gt;</td>" in posted.text
 
         stream = server.get("/stream?lines=3&delay=0.01")
         assert stream.status == 200
         assert stream.headers["Transfer-Encoding"] == "chunked"
-        assert stream.text.count("line ") == 3 and stream.text.endswith("done - back to the demo: /\n")
+        assert stream.text.count("line ") == 3 and stream.text.endswith(
+            "done - back to the demo: /\n"
+        )
     assert "Serving fastserve's demo app (fastserve.demo:app)" in server.log
     assert "Press CTRL+C to quit" in server.log
 
@@ -154,8 +162,9 @@ def test_without_debug_an_error_is_a_plain_500(workdir: Path) -> None:
 
 def test_unix_socket(workdir: Path) -> None:
     path = workdir / "app.sock"
-    with LiveCommand(["-m", "fastserve", "hello:app", "--unix", "app.sock"], cwd=workdir,
-                     unix_path=path) as server:
+    with LiveCommand(
+        ["-m", "fastserve", "hello:app", "--unix", "app.sock"], cwd=workdir, unix_path=path
+    ) as server:
         server.wait_ready()
         assert server.get("/").body == b"hello from hello"
 

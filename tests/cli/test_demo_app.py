@@ -12,7 +12,7 @@ def client() -> Client:
 
 
 def test_index_shows_the_environ_escaped() -> None:
-    response = client().get("/?q=%3Cscript%3E", headers={"X-Probe": "<b>&\"probe\"</b>"})
+    response = client().get("/?q=%3Cscript%3E", headers={"X-Probe": '<b>&"probe"</b>'})
     assert response.status_code == 200
     assert response.mimetype == "text/html"
     page = response.get_data(as_text=True)
@@ -60,7 +60,11 @@ def test_stream_yields_lines_one_by_one() -> None:
     assert "Content-Length" not in response.headers
     chunks = list(response.response)
     assert len(chunks) == 4
-    assert [c.split(b" at ")[0] for c in chunks[:3]] == [b"line 1 of 3", b"line 2 of 3", b"line 3 of 3"]
+    assert [c.split(b" at ")[0] for c in chunks[:3]] == [
+        b"line 1 of 3",
+        b"line 2 of 3",
+        b"line 3 of 3",
+    ]
     assert chunks[3] == b"done - back to the demo: /\n"
 
 

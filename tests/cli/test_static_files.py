@@ -1,4 +1,4 @@
-"""``static_files`` (run_simple) and ``--static`` (the command): files served, ``../`` escapes refused.
+"""``static_files`` and ``--static``: files are served, ``../`` escapes are refused.
 
 The static directory sits next to a ``secret.txt``; no spelling of "one level
 up" may return the secret's content. Both launchers are checked: a script
@@ -15,7 +15,7 @@ from live_command import LiveCommand, free_port
 pytestmark = pytest.mark.live
 
 SECRET = "top-secret-content-5f1c"
-SCRIPT = '''
+SCRIPT = """
 import sys
 from fastserve.serving import run_simple
 
@@ -24,12 +24,12 @@ def app(environ, start_response):
     return [b"app fallback"]
 
 run_simple("127.0.0.1", int(sys.argv[1]), app, static_files={"/static": sys.argv[2]})
-'''
-APP = '''
+"""
+APP = """
 def app(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [b"app fallback"]
-'''
+"""
 
 ESCAPES = [
     "/static/../secret.txt",

@@ -21,7 +21,7 @@ from live_command import LiveCommand, Response, child_env, free_port
 pytestmark = pytest.mark.live
 
 PIN = "123456789"
-FLASK_APP = '''
+FLASK_APP = """
 import sys
 
 import fastserve
@@ -47,7 +47,7 @@ def boom():
 
 if __name__ == "__main__":
     app.run(debug=True, port=int(sys.argv[1]), use_reloader=sys.argv[2] == "reload")
-'''
+"""
 
 
 @pytest.fixture
@@ -84,8 +84,9 @@ def edit_and_wait_for_reload(server: LiveCommand, source: Path) -> None:
 
 def test_app_run_debug_serves_through_fastserve_with_debugger_and_pin(workdir: Path) -> None:
     port = free_port()
-    with LiveCommand(["hello.py", str(port), "no-reload"], cwd=workdir, port=port,
-                     env=flask_env(workdir)) as server:
+    with LiveCommand(
+        ["hello.py", str(port), "no-reload"], cwd=workdir, port=port, env=flask_env(workdir)
+    ) as server:
         server.wait_ready()
         index = server.get("/")
         assert (index.status, index.body) == (200, b"hello from flask v1")
@@ -113,8 +114,9 @@ def test_app_run_debug_serves_through_fastserve_with_debugger_and_pin(workdir: P
 
         # trusted: evaluate code inside the frame that raised
         frame = frame_ids[-1]
-        result = server.get(debugger_url("/", secret, cmd="local_marker * 7", frm=frame),
-                            headers={"Cookie": cookie})
+        result = server.get(
+            debugger_url("/", secret, cmd="local_marker * 7", frm=frame), headers={"Cookie": cookie}
+        )
         assert result.status == 200 and "42" in result.text
         untrusted = server.get(debugger_url("/", secret, cmd="local_marker * 7", frm=frame))
         assert "42" not in untrusted.text
@@ -122,20 +124,23 @@ def test_app_run_debug_serves_through_fastserve_with_debugger_and_pin(workdir: P
         # the standalone console, unlocked by the same cookie
         console = server.get("/console", headers={"Cookie": cookie})
         assert console.status == 200 and "EVALEX_TRUSTED = true" in console.text
-        evaluated = server.get(debugger_url("/console", secret_of(console), cmd="6 * 7", frm="0"),
-                               headers={"Cookie": cookie})
+        evaluated = server.get(
+            debugger_url("/console", secret_of(console), cmd="6 * 7", frm="0"),
+            headers={"Cookie": cookie},
+        )
         assert "42" in evaluated.text
     log = server.log
     assert " * Debug mode: on" in log
     assert f"Running on http://127.0.0.1:{port}" in log
-    # without the reloader werkzeug prints the PIN when the browser asks for it (printpin), not at start
+    # without the reloader, werkzeug prints the PIN when the browser asks (printpin), not at start
     assert " * Debugger PIN" not in log
 
 
 def test_app_run_debug_with_reloader(workdir: Path) -> None:
     port = free_port()
-    with LiveCommand(["hello.py", str(port), "reload"], cwd=workdir, port=port,
-                     env=flask_env(workdir)) as server:
+    with LiveCommand(
+        ["hello.py", str(port), "reload"], cwd=workdir, port=port, env=flask_env(workdir)
+    ) as server:
         server.wait_for_log(" * Debugger PIN: 123-456-789")
         server.wait_ready()
         first = server.get("/")

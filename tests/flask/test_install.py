@@ -78,4 +78,3 @@ def test_flask_cli_imported_after_install_binds_fastserve(tmp_path: Path) -> Non
     result = run_command(["-c", code], cwd=tmp_path, env=child_env(tmp_path))
     assert result.returncode == 0, result.stderr
     assert result.stdout == "checked\n"
-
