@@ -2,10 +2,39 @@
 
 from __future__ import annotations
 
-from ._install import install, uninstall
-from .errors import HTTPParseError
-from .parser import PARSER_IMPL, parse_request
-
 __version__ = "0.1.0"
 
-__all__ = ["HTTPParseError", "PARSER_IMPL", "install", "parse_request", "uninstall", "__version__"]
+from ._install import install, uninstall  # noqa: E402
+from .errors import HTTPParseError  # noqa: E402
+from .parser import PARSER_IMPL, parse_request  # noqa: E402
+from .serving import (  # noqa: E402
+    BaseWSGIServer,
+    ForkingWSGIServer,
+    ThreadedWSGIServer,
+    WSGIRequestHandler,
+    generate_adhoc_ssl_context,
+    is_running_from_reloader,
+    load_ssl_context,
+    make_server,
+    make_ssl_devcert,
+    run_simple,
+)
+
+__all__ = [
+    "BaseWSGIServer",
+    "ForkingWSGIServer",
+    "HTTPParseError",
+    "PARSER_IMPL",
+    "ThreadedWSGIServer",
+    "WSGIRequestHandler",
+    "__version__",
+    "generate_adhoc_ssl_context",
+    "install",
+    "is_running_from_reloader",
+    "load_ssl_context",
+    "make_server",
+    "make_ssl_devcert",
+    "parse_request",
+    "run_simple",
+    "uninstall",
+]

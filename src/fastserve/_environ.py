@@ -1,0 +1,82 @@
+"""The WSGI environ (PEP 3333) with werkzeug 3.1's values.
+
+The parser builds the request-derived entries (method, path, query, URI,
+protocol, ``HTTP_*``, ``CONTENT_*``) in a new dict per request. Everything the
+*connection* determines - client and server address, scheme, socket, server
+software, TLS peer certificate - is computed once per connection by
+:func:`connection_environ` and merged into each request's dict with one
+``dict.update``. The handler hooks that werkzeug consults for these values
+(``address_string``, ``port_integer``, ``server_version``) are called then, so
+subclasses and monkeypatches are honoured.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from http.client import HTTPMessage
+from typing import TYPE_CHECKING, Any
+
+from ._logging import _log
+
+if TYPE_CHECKING:
+    from .connection import WSGIRequestHandler
+    from .server import BaseWSGIServer
+
+__all__ = ["connection_environ", "headers_from_environ"]
+
+
+def connection_environ(
+    handler: WSGIRequestHandler, server: BaseWSGIServer, sock: socket.socket
+) -> dict[str, Any]:
+    """The environ entries that are the same for every request on ``sock``.
+
+    :param handler: the connection's handler (its ``client_address`` is
+        normalised as werkzeug does: empty -> ``("<local>", 0)``, a string ->
+        ``(s, 0)``).
+    """
+    if not handler.client_address:
+        handler.client_address = ("<local>", 0)
+    elif isinstance(handler.client_address, str):
+        handler.client_address = (handler.client_address, 0)
+    server_address = server.server_address
+    env: dict[str, Any] = {
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http" if server.ssl_context is None else "https",
+        "wsgi.multithread": server.multithread,
+        "wsgi.multiprocess": server.multiprocess,
+        "wsgi.run_once": False,
+        "werkzeug.socket": sock,
+        "SERVER_SOFTWARE": handler.server_version,
+        "REMOTE_ADDR": handler.address_string(),
+        "REMOTE_PORT": handler.port_integer(),
+        # werkzeug parity: for AF_UNIX these are the path's first two characters
+        "SERVER_NAME": server_address[0],
+        "SERVER_PORT": str(server_address[1]),
+    }
+    if isinstance(sock, ssl.SSLSocket):
+        try:
+            peer_cert = sock.getpeercert(binary_form=True)
+            if peer_cert is not None:
+                env["SSL_CLIENT_CERT"] = ssl.DER_cert_to_PEM_cert(peer_cert)
+        except ValueError:
+            _log("error", "Cannot fetch SSL peer certificate info")
+    return env
+
+
+def headers_from_environ(environ: dict[str, Any]) -> HTTPMessage:
+    """An :class:`http.client.HTTPMessage` rebuilt from the environ's header
+    entries, for handler subclasses that read ``self.headers``.
+
+    Field names come back in title case (``HTTP_X_TOKEN`` -> ``X-Token``);
+    repeated fields are the single comma-joined value the environ holds.
+    """
+    msg = HTTPMessage()
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            msg[key[5:].replace("_", "-").title()] = value
+        elif key == "CONTENT_TYPE":
+            msg["Content-Type"] = value
+        elif key == "CONTENT_LENGTH":
+            msg["Content-Length"] = value
+    return msg

@@ -1,0 +1,249 @@
+"""Threads and processes around the engine: leader/follower threads, pre-fork workers.
+
+Threaded servers (:class:`LeaderFollowers`)
+    One thread at a time - the *leader* - waits in the poller. When a socket
+    becomes readable the leader serves that connection itself, inline: no
+    hand-off to another thread, no queue, no wake-up per request. While every
+    request is quick the leader is the only thread that runs, which is what
+    makes keep-alive fast under the GIL.
+
+    The thread that called ``serve_forever`` is the *monitor*. Every
+    ``promote_after / 2`` seconds it looks at the leader: when the leader has
+    been inside the same request for a whole tick (a slow app, a long poll, a
+    stream, a websocket that took over ``werkzeug.socket``), it *promotes* a
+    follower - an idle thread, or a new one below ``max_threads`` - to leader.
+    The busy thread finishes its request and then parks its connection in the
+    poller and becomes a follower itself. So a slow request never blocks the
+    others, and idle keep-alive connections cost no thread at all: they sit in
+    the poller. Followers idle for ``idle_thread_timeout`` exit. Reaching
+    ``max_threads`` is logged once; the leader then keeps serving inline.
+
+    Application code never runs in the monitor thread, so Ctrl+C
+    (``KeyboardInterrupt`` in the main thread) always reaches it promptly.
+
+``processes=N`` (:class:`Prefork`)
+    The parent forks N workers that share the listening socket; each runs the
+    engine single-threaded (``wsgi.multiprocess``). The parent only restarts
+    workers that die, and on shutdown, ``KeyboardInterrupt`` or SIGTERM sends
+    SIGTERM to every worker, waits for them, and kills stragglers. A worker
+    whose parent disappeared (even by SIGKILL) notices within a second and
+    exits.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from typing import TYPE_CHECKING, Any
+
+from ._logging import _log
+
+if TYPE_CHECKING:
+    from .server import BaseWSGIServer, Engine
+
+__all__ = ["LeaderFollowers", "Prefork"]
+
+
+class LeaderFollowers:
+    """Leader/follower threads for one :class:`~fastserve.server.Engine`.
+
+    :param engine: the engine whose poller the leader waits in.
+    :param max_threads: most threads serving at once.
+    :param promote_after: seconds a leader may spend in one request before a
+        follower takes over the poller.
+    :param idle_thread_timeout: a follower idle this long exits.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        max_threads: int,
+        promote_after: float,
+        idle_thread_timeout: float = 60.0,
+    ) -> None:
+        self.engine = engine
+        self.max_threads = max(1, max_threads)
+        self.promote_after = promote_after
+        self.idle_thread_timeout = idle_thread_timeout
+        self.lock = engine.lock
+        self._sem = threading.Semaphore(0)
+        self.threads = 0
+        self.idle = 0
+        self._warned = False
+        self._threads: list[threading.Thread] = []
+
+    def run(self, stop: threading.Event) -> None:
+        """Start the first leader and monitor until ``stop`` is set."""
+        with self.lock:
+            self._spawn()
+        engine = self.engine
+        busy_tick = self.promote_after / 2
+        idle_tick = max(busy_tick, 0.05)
+        last = -1
+        quiet = 0
+        while not stop.is_set():
+            stop.wait(busy_tick if quiet < 200 else idle_tick)
+            gen = engine.gen
+            if engine.busy and gen == last:
+                self._promote(gen)
+            quiet = quiet + 1 if gen == last else 0
+            last = gen
+
+    def _spawn(self) -> None:
+        # called with the lock held
+        self.threads += 1
+        t = threading.Thread(target=self._thread_main, name="fastserve-worker", daemon=True)
+        self._threads = [x for x in self._threads if x.is_alive()]
+        self._threads.append(t)
+        t.start()
+
+    def _promote(self, gen: int) -> None:
+        engine = self.engine
+        with self.lock:
+            if not engine.busy or engine.gen != gen or engine.stopping:
+                return
+            if self.idle > 0:
+                self.idle -= 1
+                self._sem.release()
+            elif self.threads < self.max_threads:
+                self._spawn()
+            else:
+                if not self._warned:
+                    self._warned = True
+                    _log(
+                        "warning",
+                        f" * All {self.max_threads} server threads are busy; new requests"
+                        " wait until one is free.",
+                    )
+                return
+            engine.leader_token += 1
+
+    def _follow(self) -> bool:
+        """Wait to become the leader; False when this thread should exit."""
+        with self.lock:
+            self.idle += 1
+        while True:
+            if self._sem.acquire(timeout=self.idle_thread_timeout):
+                return not self.engine.stopping
+            with self.lock:
+                if self._sem.acquire(blocking=False):
+                    return not self.engine.stopping
+                if self.engine.stopping or self.threads > 1:
+                    self.idle -= 1
+                    return False
+
+    def _thread_main(self) -> None:
+        engine = self.engine
+        lead = True
+        try:
+            while not engine.stopping:
+                if not lead and not self._follow():
+                    return
+                lead = False
+                with self.lock:
+                    token = engine.leader_token
+                engine.lead(token)
+        finally:
+            with self.lock:
+                self.threads -= 1
+
+    def stop(self, timeout: float = 1.0) -> None:
+        """Release the followers and wait briefly for idle threads to leave."""
+        with self.lock:
+            for _ in range(self.idle):
+                self._sem.release()
+            self.idle = 0
+        deadline = time.monotonic() + timeout
+        for t in self._threads:
+            if t is not threading.current_thread():
+                t.join(max(0.0, deadline - time.monotonic()))
+
+
+class Prefork:
+    """``processes=N``: N forked workers accepting on the shared socket.
+
+    :param server: the bound server; each worker calls its ``_serve_worker``.
+    :param processes: how many workers.
+    """
+
+    def __init__(self, server: BaseWSGIServer, processes: int) -> None:
+        self.server = server
+        self.processes = processes
+        self.children: set[int] = set()
+
+    def run(self, stop: threading.Event, poll_interval: float) -> None:
+        """Fork the workers and keep them running until ``stop`` is set."""
+        previous: Any = None
+        in_main = threading.current_thread() is threading.main_thread()
+        if in_main:
+            previous = signal.signal(signal.SIGTERM, _sigterm_to_exit)
+        try:
+            while not stop.is_set():
+                while len(self.children) < self.processes and not stop.is_set():
+                    self._spawn()
+                stop.wait(poll_interval)
+                self._reap()
+        finally:
+            self._terminate()
+            if in_main:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+    def _spawn(self) -> None:
+        parent = os.getpid()
+        pid = os.fork()
+        if pid:
+            self.children.add(pid)
+            return
+        code = 0
+        try:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            self.server._serve_worker(parent)
+        except KeyboardInterrupt:
+            pass
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        finally:
+            try:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            finally:
+                os._exit(code)
+
+    def _reap(self) -> None:
+        for pid in list(self.children):
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done = pid
+            if done:
+                self.children.discard(pid)
+
+    def _terminate(self, timeout: float = 5.0) -> None:
+        for pid in self.children:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + timeout
+        while self.children and time.monotonic() < deadline:
+            self._reap()
+            if self.children:
+                time.sleep(0.01)
+        for pid in self.children:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+        self.children.clear()
+
+
+def _sigterm_to_exit(signum: int, frame: Any) -> None:
+    raise SystemExit(0)

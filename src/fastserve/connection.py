@@ -1,0 +1,605 @@
+"""One client connection: bytes in, parser, application, bytes out.
+
+Runtime flow of a connection (the engine in :mod:`fastserve.server` owns the
+poller and the threads; this module owns everything between the socket and
+the application)::
+
+    engine accepts the socket -> HTTPConnection(server, sock, addr)
+        handler = request_handler.__new__()     # one hook object per connection,
+                                                # its __init__ (stdlib handle()) is not run
+        base_env = connection_environ(...)      # per-connection environ entries, once
+    engine: socket readable -> conn.on_readable()
+        [TLS: handshake once, bounded by request_head_timeout]
+        recv what is there (never blocks)
+        loop while bytes are buffered:
+            n = parser.parse(buf)               # 0: head incomplete -> PARK (deadline)
+                                                # HTTPParseError -> _refuse(): status,
+                                                # "code %d, message %s" + access line, LINGER
+            _serve(n):
+                environ = parser.environ | base_env | wsgi.input reader (_body.py)
+                handler.make_environ() only when a subclass overrides it
+                app(environ, exchange.start_response)
+                    list result  -> exchange.send_whole(): head + body, one send
+                    other        -> exchange.send() per piece, exchange.finish()
+                    iterable.close() always
+                errors: dropped client -> connection_dropped() (+ a log line when
+                        our send failed), CLOSE; other -> 500 page if nothing was
+                        sent, "Error on request:" + traceback, CLOSE
+                unread body -> drain (bounded in bytes and time) or LINGER
+            keep-alive? continue with the pipelined bytes, else CLOSE / LINGER
+        return PARK / CLOSE / LINGER / GONE to the engine
+    engine: PARK -> poller (idle deadline keep_alive_timeout, or the head deadline
+            request_head_timeout when a partial head is buffered: 408 on expiry)
+            LINGER -> shutdown(SHUT_WR), discard what the client still sends for
+            linger_timeout, then close (the client reads our response instead of
+            a reset)
+
+A handler class that is not ours (a subclass of werkzeug's handler) or that
+overrides the stdlib request cycle (``handle``, ``handle_one_request``,
+``parse_request``, ``run_wsgi``, ``send_header``, ...) runs the compatibility
+path instead: the stdlib way, ``handler_class(sock, addr, server)``, on the
+connection, which is then closed (werkzeug's handler always closes).
+
+Sockets stay in blocking mode (what an application that takes over
+``environ["werkzeug.socket"]`` expects); the connection reads without blocking
+(``MSG_DONTWAIT``) when the poller said readable, and waits with ``poll`` and
+``read_timeout`` while the application reads the body.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import ssl
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+from werkzeug import serving as _wz_serving
+from werkzeug.exceptions import InternalServerError
+
+from . import _logging
+from ._body import EMPTY_INPUT, ChunkedReader, ContentLengthReader
+from ._environ import connection_environ, headers_from_environ
+from ._tls import connection_dropped_errors
+from ._response import CONTINUE, Exchange, error_response
+from .errors import BodyTooLargeError, HTTPParseError
+from .parser import RequestParser
+
+if TYPE_CHECKING:
+    from .server import BaseWSGIServer
+
+__all__ = ["HTTPConnection", "WSGIRequestHandler", "connection_dropped_errors"]
+
+
+# what on_readable() tells the engine
+PARK = 0  # wait for the socket to be readable again
+CLOSE = 1  # unregister and close the socket
+LINGER = 2  # half-close, discard input for a while, then close
+GONE = 3  # the application took the socket over: forget it, do not touch it
+
+_RECV_SIZE = 65536
+_MSG_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
+
+
+class WSGIRequestHandler(_wz_serving.WSGIRequestHandler):
+    """werkzeug's request handler, as a hook object.
+
+    fastserve does not run the stdlib request cycle on its default path; one
+    instance per connection carries werkzeug's overridable hooks, which the
+    connection calls: :meth:`make_environ` (subclasses call ``super()`` and add
+    keys), :meth:`log_request`, ``log``, ``log_error``, ``log_message``,
+    ``address_string``, ``port_integer``, ``connection_dropped``,
+    ``version_string``. The attributes werkzeug's hooks read are set per
+    request: ``server``, ``connection``, ``client_address``, ``environ``,
+    ``command``, ``path``, ``request_version``, ``requestline``; ``headers`` is
+    built from the environ when a hook reads it.
+
+    A subclass that overrides the stdlib cycle itself (``handle``,
+    ``parse_request``, ``run_wsgi``, ``send_header``, ``do_GET``...) is run the
+    stdlib way, as werkzeug runs it.
+    """
+
+    #: the environ built by the connection for the current request
+    _fs_environ: dict[str, Any] | None = None
+
+    def make_environ(self) -> dict[str, Any]:
+        """The WSGI environ of the current request."""
+        env = self._fs_environ
+        if env is None:  # the stdlib cycle (compatibility path)
+            return super().make_environ()
+        return env
+
+    @property  # type: ignore[override]
+    def headers(self) -> Any:
+        """The request's header fields as an :class:`http.client.HTTPMessage`."""
+        cached = self.__dict__.get("_fs_headers")
+        env = self._fs_environ
+        if env is not None and (cached is None or cached[0] is not env):
+            cached = (env, headers_from_environ(env))
+            self.__dict__["_fs_headers"] = cached
+        return None if cached is None else cached[1]
+
+    @headers.setter
+    def headers(self, value: Any) -> None:
+        self.__dict__["_fs_headers"] = (None, value)
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """The access log line (werkzeug's format and colours)."""
+        if type(self).log is _wz_serving.WSGIRequestHandler.log and not _logging.info_enabled():
+            return  # nobody would see it: skip the formatting
+        # After a refused request "path" is unset and werkzeug logs the request line.
+        super().log_request(code, size)
+
+
+# Hooks whose override means "run the stdlib request cycle" (compatibility path).
+_STDLIB_CYCLE = frozenset(
+    {
+        "__init__",
+        "setup",
+        "handle",
+        "handle_one_request",
+        "finish",
+        "parse_request",
+        "run_wsgi",
+        "send_response",
+        "send_response_only",
+        "send_header",
+        "end_headers",
+        "flush_headers",
+    }
+)
+
+
+class _Traits:
+    """What a handler class needs from the connection (computed once per class)."""
+
+    __slots__ = ("compat", "make_environ")
+
+    def __init__(self, cls: type) -> None:
+        self.compat = not issubclass(cls, WSGIRequestHandler) or any(
+            name in _STDLIB_CYCLE or name.startswith("do_")
+            for klass in cls.__mro__[: cls.__mro__.index(WSGIRequestHandler)]
+            for name in vars(klass)
+        )
+        self.make_environ = (
+            not self.compat and cls.make_environ is not WSGIRequestHandler.make_environ
+        )
+
+
+_traits_cache: dict[type, _Traits] = {}
+
+
+def handler_traits(cls: type) -> _Traits:
+    """The (cached) :class:`_Traits` of a handler class."""
+    traits = _traits_cache.get(cls)
+    if traits is None:
+        traits = _traits_cache[cls] = _Traits(cls)
+    return traits
+
+
+class HTTPConnection:
+    """One accepted client socket, driven by the engine (see the module docstring).
+
+    :param server: the server that accepted it.
+    :param sock: the connected socket (plain; TLS is set up on first readiness).
+    :param addr: the peer address as ``accept()`` returned it.
+    """
+
+    __slots__ = (
+        "server",
+        "sock",
+        "fd",
+        "addr",
+        "handler",
+        "compat",
+        "custom_environ",
+        "parser",
+        "buf",
+        "base_env",
+        "status_version",
+        "proto11",
+        "server_line",
+        "tls_pending",
+        "is_tls",
+        "poller",
+        "parked",
+        "deadline",
+        "head_started",
+        "reader",
+        "expect",
+        "continue_sent",
+        "send_failed",
+        "linger_bytes",
+        "lingering",
+        "recv_timeout",
+    )
+
+    def __init__(self, server: BaseWSGIServer, sock: socket.socket, addr: Any) -> None:
+        self.server = server
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.addr = addr
+        cls = server.RequestHandlerClass
+        traits = handler_traits(cls)
+        self.compat = traits.compat
+        self.custom_environ = traits.make_environ
+        self.handler: Any = None
+        self.parser: Any = None
+        self.buf = b""
+        self.base_env: dict[str, Any] = {}
+        self.tls_pending = server.ssl_context is not None
+        self.is_tls = False
+        self.poller: Any = None
+        #: waiting in the engine's poller (not owned by a thread)
+        self.parked = False
+        self.deadline = 0.0
+        self.head_started = 0.0
+        self.reader: Any = EMPTY_INPUT
+        self.expect = False
+        self.continue_sent = False
+        self.send_failed = False
+        self.linger_bytes = 0
+        #: half-closed after the last response; input is only discarded
+        self.lingering = False
+        self.recv_timeout = server.read_timeout
+        if not self.compat:
+            handler = cls.__new__(cls)
+            handler.server = server
+            handler.request = handler.connection = sock
+            handler.client_address = addr
+            handler.close_connection = False
+            self.handler = handler
+            version = cls.protocol_version
+            self.status_version = version.encode("ascii")
+            self.proto11 = version >= "HTTP/1.1"
+            self.server_line = b"Server: " + handler.version_string().encode("latin-1") + b"\r\n"
+            self.parser = RequestParser()
+            if not self.tls_pending:
+                self.base_env = connection_environ(handler, server, sock)
+
+    # -- socket side -----------------------------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        """Send all of ``data`` (blocking)."""
+        try:
+            self.sock.sendall(data)
+        except OSError:
+            self.send_failed = True
+            raise
+
+    def recv_body(self, n: int) -> bytes:
+        """Receive up to ``n`` body bytes, waiting at most ``recv_timeout``."""
+        sock = self.sock
+        if self.is_tls:
+            return sock.recv(n)
+        try:
+            return sock.recv(n, _MSG_DONTWAIT)
+        except BlockingIOError:
+            pass
+        if not self._wait_readable(self.recv_timeout):
+            raise socket.timeout("timed out reading the request body")
+        return sock.recv(n)
+
+    def _wait_readable(self, timeout: float) -> bool:
+        poller = self.poller
+        if poller is None:
+            poller = self.poller = select.poll()
+            poller.register(self.fd, select.POLLIN)
+        return bool(poller.poll(timeout * 1000.0))
+
+    def send_continue(self) -> None:
+        """Answer ``Expect: 100-continue`` (once, HTTP/1.1 clients only)."""
+        if self.expect and not self.continue_sent:
+            self.continue_sent = True
+            self.send(CONTINUE)
+
+    def _recv_nowait(self) -> bytes | None:
+        """What the socket has now: bytes, ``b""`` at EOF, None when nothing."""
+        sock = self.sock
+        if self.is_tls:
+            if not sock.pending() and not self._wait_readable(0):
+                return None
+            try:
+                return sock.recv(_RECV_SIZE)
+            except ssl.SSLWantReadError:
+                return None
+        try:
+            return sock.recv(_RECV_SIZE, _MSG_DONTWAIT)
+        except BlockingIOError:
+            return None
+
+    def _start_tls(self) -> bool:
+        """The TLS handshake (bounded by ``request_head_timeout``); False on failure."""
+        server = self.server
+        self.tls_pending = False
+        try:
+            sock = server.ssl_context.wrap_socket(
+                self.sock, server_side=True, do_handshake_on_connect=False
+            )
+            self.sock = sock
+            sock.settimeout(server.request_head_timeout)
+            sock.do_handshake()
+            sock.settimeout(server.read_timeout)
+        except (OSError, ValueError):
+            return False  # werkzeug drops failed handshakes silently
+        self.is_tls = True
+        if self.handler is not None:
+            self.handler.request = self.handler.connection = sock
+            self.base_env = connection_environ(self.handler, server, sock)
+        return True
+
+    def close(self) -> None:
+        """Close the socket (the engine has unregistered it)."""
+        sock = self.sock
+        self.parked = False
+        try:
+            if not self.compat or self.is_tls:
+                sock.close()
+                return
+            try:  # socketserver's shutdown_request()
+                sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+            sock.close()
+        except OSError:
+            pass
+
+    def start_linger(self) -> None:
+        """Half-close: our response is complete, the client may still be sending."""
+        self.linger_bytes = 0
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def linger_read(self) -> int:
+        """Discard what arrived while lingering: PARK, or CLOSE at EOF / limit."""
+        try:
+            data = self._recv_nowait()
+        except OSError:
+            return CLOSE
+        if data is None:
+            return PARK
+        if not data:
+            return CLOSE
+        self.linger_bytes += len(data)
+        return CLOSE if self.linger_bytes > self.server.linger_limit else PARK
+
+    def expire(self) -> None:
+        """The deadline passed while parked: 408 for a partial head, then close."""
+        if self.buf and self.handler is not None:
+            self._log_refusal(408, "Request head not complete in time")
+            try:
+                self.sock.send(
+                    error_response(
+                        self.status_version, 408, "request head not complete in time",
+                        self.server_line,
+                    ),
+                    _MSG_DONTWAIT,
+                )
+            except (OSError, ValueError):
+                pass
+
+    # -- the request cycle -------------------------------------------------------------
+
+    def on_readable(self) -> int:
+        """Serve what the socket has: every complete request, in order."""
+        if self.tls_pending and not self._start_tls():
+            return CLOSE
+        if self.compat:
+            return self._run_compat()
+        try:
+            data = self._recv_nowait()
+        except OSError:
+            return CLOSE
+        if data is None:
+            return PARK
+        if not data:
+            return CLOSE
+        buf = self.buf + data if self.buf else data
+        parser = self.parser
+        while True:
+            try:
+                n = parser.parse(buf)
+            except HTTPParseError as e:
+                self.buf = buf
+                return self._refuse(e.status, e.reason)
+            if not n:
+                self.buf = buf
+                if not self.head_started:
+                    self.head_started = time.monotonic()
+                if self.is_tls and self.sock.pending():
+                    data = self._recv_nowait()
+                    if data:
+                        buf += data
+                        continue
+                return PARK
+            self.buf = buf
+            self.head_started = 0.0
+            state = self._serve(n)
+            if state != PARK:
+                return state
+            buf = self.buf
+            if not buf:
+                if self.is_tls and self.sock.pending():
+                    data = self._recv_nowait()
+                    if data:
+                        buf = data
+                        continue
+                return PARK
+
+    def _refuse(self, status: int, reason: str) -> int:
+        """Answer a request that is refused before the application sees it."""
+        self._log_refusal(status, reason)
+        try:
+            self.send(error_response(self.status_version, status, reason, self.server_line))
+        except OSError:
+            return CLOSE
+        return LINGER
+
+    def _log_refusal(self, status: int, reason: str) -> None:
+        handler = self.handler
+        buf = self.buf
+        end = buf.find(b"\n")
+        line = buf[: end if end >= 0 else min(len(buf), 8190)]
+        handler.requestline = line.decode("latin-1").rstrip("\r\n")
+        for name in ("path", "command", "request_version"):
+            handler.__dict__.pop(name, None)
+        handler.environ = None
+        handler._fs_environ = None
+        handler.log_error("code %d, message %s", status, reason)
+        handler.log_request(status)
+
+    def _serve(self, n: int) -> int:
+        """Serve the request whose head is ``self.buf[:n]``; PARK keeps the connection."""
+        server = self.server
+        parser = self.parser
+        env = parser.environ
+        env.update(self.base_env)
+        env["wsgi.errors"] = sys.stderr
+        buf = self.buf
+        length = parser.content_length
+        chunked = parser.chunked
+        if not length and not chunked:
+            reader: Any = EMPTY_INPUT
+            self.buf = buf[n:] if n < len(buf) else b""
+        elif chunked:
+            env["wsgi.input_terminated"] = True
+            self.buf = b""
+            try:
+                reader = ChunkedReader(self, buf[n:], server.max_content_length)
+            except HTTPParseError as e:
+                return self._refuse(e.status, e.reason)
+        else:
+            limit = server.max_content_length
+            if limit is not None and length > limit:
+                self.buf = b""
+                return self._refuse(413, BodyTooLargeError.default_reason)
+            end = n + length
+            reader = ContentLengthReader(self, buf[n:end], length)
+            self.buf = buf[end:]
+        env["wsgi.input"] = self.reader = reader
+        version = parser.version
+        req11 = version == "HTTP/1.1"
+        self.expect = parser.expect_continue and req11
+        self.continue_sent = False
+        self.send_failed = False
+        handler = self.handler
+        handler.command = method = parser.method
+        handler.path = env["REQUEST_URI"]
+        handler.request_version = version
+        if self.custom_environ:
+            handler._fs_environ = env
+            env = handler.make_environ()
+        handler.environ = env
+        keep = self.proto11 and parser.keep_alive and not server._closing
+        exchange = Exchange(
+            self, method == "HEAD", self.proto11 and req11, keep, keep and not req11
+        )
+        try:
+            self._run_app(server.app, env, exchange)
+        except connection_dropped_errors as e:
+            handler.connection_dropped(e, env)
+            if self.send_failed:
+                handler.log_error("Client disconnected while sending the response: %s", e)
+            return CLOSE
+        except Exception as e:
+            if server.passthrough_errors:
+                raise
+            return self._app_failed(e, env, exchange)
+        if self.sock.fileno() < 0:
+            return GONE  # the application closed the socket it took over
+        keep = exchange.keep
+        if reader is not EMPTY_INPUT:
+            if keep and reader.unread():
+                keep = self._drain(reader)
+            if chunked and keep:
+                self.buf = reader.leftover
+            if not keep and reader.wire_left() != 0:
+                return LINGER
+        if not keep:
+            return LINGER if self.buf else CLOSE
+        return PARK
+
+    def _run_app(self, app: Any, env: dict[str, Any], exchange: Exchange) -> None:
+        result = app(env, exchange.start_response)
+        try:
+            if type(result) is list and not exchange.head_sent:
+                if len(result) == 1:
+                    exchange.send_whole(result[0])
+                else:
+                    exchange.send_whole(b"".join(result))
+            else:
+                for data in result:
+                    exchange.send(data)
+                exchange.finish()
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+
+    def _app_failed(self, error: Exception, env: dict[str, Any], exchange: Exchange) -> int:
+        """The application raised: a 500 page (or the parse error's status) when
+        nothing was sent yet, a log line, and the connection closes."""
+        if not exchange.head_sent:
+            if isinstance(error, HTTPParseError):
+                self._log_refusal(error.status, error.reason)
+                try:
+                    self.send(
+                        error_response(
+                            self.status_version, error.status, error.reason, self.server_line
+                        )
+                    )
+                except OSError:
+                    return CLOSE
+                return LINGER
+            fallback = Exchange(self, exchange.head_only, exchange.chunk_ok, False)
+            try:
+                self._run_app(InternalServerError(), env, fallback)
+            except Exception:
+                pass
+        from werkzeug.debug.tbtools import DebugTraceback
+
+        msg = DebugTraceback(error).render_traceback_text()
+        self.server.log("error", f"Error on request:\n{msg}")
+        if self.reader is not EMPTY_INPUT and self.reader.wire_left() != 0:
+            return LINGER
+        return CLOSE
+
+    def _drain(self, reader: Any) -> bool:
+        """Discard the unread rest of the body; True when the connection is reusable."""
+        if self.expect and not self.continue_sent and reader.wire_left() != 0:
+            return False  # the client waits for 100 before sending the body
+        self.recv_timeout = self.server.drain_timeout
+        try:
+            return bool(reader.drain(self.server.drain_limit))
+        except (OSError, HTTPParseError):
+            return False
+        finally:
+            self.recv_timeout = self.server.read_timeout
+
+    def body_allows_keep_alive(self) -> bool:
+        """At head time: can the rest of the request body be drained afterwards?"""
+        reader = self.reader
+        if reader is EMPTY_INPUT:
+            return True
+        left = reader.wire_left()
+        if left == 0:
+            return True
+        if self.expect and not self.continue_sent:
+            return False
+        return left <= self.server.drain_limit
+
+    def log_status(self, code: int) -> None:
+        """The status is known: the access line (werkzeug logs it at this moment)."""
+        self.handler.log_request(code)
+
+    def _run_compat(self) -> int:
+        """Run a stdlib-style handler class on this connection, then close it."""
+        server = self.server
+        try:
+            server.RequestHandlerClass(self.sock, self.addr, server)
+        except Exception:
+            server.handle_error(self.sock, self.addr)
+        return CLOSE
