@@ -19,6 +19,7 @@ line arrives.
 """
 
 cimport cython
+from libc.stdint cimport uint64_t
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_CheckExact, PyByteArray_GET_SIZE
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
@@ -26,6 +27,8 @@ from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport PyObject
 from cpython.unicode cimport PyUnicode_Check
 from libc.string cimport memchr, memcmp, memcpy
+
+import sys
 
 from fastserve import _abnf
 from fastserve.errors import (
@@ -61,6 +64,7 @@ cdef extern from "Python.h":
     enum: PyUnicode_1BYTE_KIND
     PyObject* PyDict_SetDefault(object d, object key, object default) except NULL
     int PyDict_SetItem(object d, object key, object value) except -1
+    Py_ssize_t PyDict_GET_SIZE(object d)
     object _PyDict_NewPresized(Py_ssize_t minused)
 
 
@@ -173,15 +177,22 @@ cdef int _field_kind(const unsigned char* p, Py_ssize_t n) noexcept:
 
 
 # --- environ key cache: "HTTP_" + NAME for common header names ------------------------------
-# An open-addressing table filled once at import and only read afterwards (safe without
-# the GIL's help); a miss just creates a new str.
+# An open-addressing table keyed by the raw field name (case-insensitive), filled once at
+# import and only read afterwards (no locking needed); a miss builds a new str. The hash is
+# deliberately cheap (length and two letters): the table is sparse and a probe compares the
+# length first.
 
 cdef enum:
-    KEY_CACHE_SIZE = 256  # power of two, > 2x the names below
+    KEY_CACHE_SIZE = 256  # power of two, > 4x the names below
+    KEY_MAX_NAME = 47
 
-cdef PyObject* _key_cache[KEY_CACHE_SIZE]   # borrowed from _key_strings; NULL: empty slot
-cdef unsigned int _key_hash[KEY_CACHE_SIZE]
-cdef list _key_strings = []                 # keeps the cached keys alive
+cdef struct KeyEntry:
+    Py_ssize_t n                    # 0: empty slot
+    unsigned char lower[KEY_MAX_NAME + 1]
+    PyObject* key                   # borrowed from _key_strings
+
+cdef KeyEntry _key_cache[KEY_CACHE_SIZE]
+cdef list _key_strings = []         # keeps the cached keys alive
 
 _COMMON_FIELDS = (
     "Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Access-Control-Request-Headers",
@@ -198,32 +209,30 @@ _COMMON_FIELDS = (
 )
 
 
-cdef inline unsigned int _fnv(const unsigned char* p, Py_ssize_t n) noexcept:
-    cdef unsigned int h = 2166136261u
-    cdef Py_ssize_t i
-    for i in range(n):
-        h = (h ^ p[i]) * 16777619u
-    return h
+cdef inline unsigned int _name_hash(const unsigned char* p, Py_ssize_t n) noexcept:
+    """Cheap case-insensitive hash of a non-empty field name."""
+    return <unsigned int>(n * 37 + (p[0] | 0x20) * 7 + (p[n - 1] | 0x20) + (p[n >> 1] | 0x20) * 3)
 
 
 cdef void _build_key_cache() except *:
-    cdef int i
-    cdef unsigned int h, slot
-    cdef bytes kb
-    for i in range(KEY_CACHE_SIZE):
-        _key_cache[i] = NULL
-        _key_hash[i] = 0
+    cdef unsigned int slot
+    cdef bytes raw
+    cdef Py_ssize_t n, i
+    for slot in range(KEY_CACHE_SIZE):
+        _key_cache[slot].n = 0
     for name in _COMMON_FIELDS:
-        key = "HTTP_" + name.upper().replace("-", "_")
-        kb = key.encode("ascii")
-        h = _fnv(<const unsigned char*>PyBytes_AS_STRING(kb), len(kb))
-        slot = h & (KEY_CACHE_SIZE - 1)
-        while _key_cache[slot] != NULL:
-            slot = (slot + 1) & (KEY_CACHE_SIZE - 1)
-        key = PyUnicode_InternFromString(PyBytes_AS_STRING(kb))
+        raw = name.lower().encode("ascii")  # letters, digits and "-" only: see _ieq
+        n = len(raw)
+        assert 0 < n <= KEY_MAX_NAME
+        key = sys.intern("HTTP_" + name.upper().replace("-", "_"))
         _key_strings.append(key)
-        _key_cache[slot] = <PyObject*>key
-        _key_hash[slot] = h
+        slot = _name_hash(<const unsigned char*>PyBytes_AS_STRING(raw), n) & (KEY_CACHE_SIZE - 1)
+        while _key_cache[slot].n != 0:
+            slot = (slot + 1) & (KEY_CACHE_SIZE - 1)
+        _key_cache[slot].n = n
+        for i in range(n):
+            _key_cache[slot].lower[i] = raw[i]
+        _key_cache[slot].key = <PyObject*>key
 
 
 _build_key_cache()
@@ -232,17 +241,21 @@ _build_key_cache()
 cdef object _environ_key(const unsigned char* name, Py_ssize_t n, unsigned char* scratch):
     """``HTTP_`` + ``name`` upper-cased with ``-`` -> ``_`` (werkzeug's rule), as a str.
 
-    ``scratch`` has room for ``n + 5`` bytes.
+    ``name`` is a non-empty token; ``scratch`` has room for ``n + 5`` bytes.
     """
     cdef Py_ssize_t i
     cdef unsigned char c
-    cdef unsigned int h = 2166136261u
-    cdef unsigned int slot
-    cdef PyObject* cached
+    cdef unsigned int slot = _name_hash(name, n) & (KEY_CACHE_SIZE - 1)
+    cdef KeyEntry* entry
     cdef object key
+    while True:
+        entry = &_key_cache[slot]
+        if entry.n == 0:
+            break
+        if entry.n == n and _ieq(name, <const char*>entry.lower, n):
+            return <object>entry.key
+        slot = (slot + 1) & (KEY_CACHE_SIZE - 1)
     scratch[0] = b"H"; scratch[1] = b"T"; scratch[2] = b"T"; scratch[3] = b"P"; scratch[4] = b"_"
-    for i in range(5):
-        h = (h ^ scratch[i]) * 16777619u
     for i in range(n):
         c = name[i]
         if c >= b"a" and c <= b"z":
@@ -250,16 +263,6 @@ cdef object _environ_key(const unsigned char* name, Py_ssize_t n, unsigned char*
         elif c == b"-":
             c = b"_"
         scratch[5 + i] = c
-        h = (h ^ c) * 16777619u
-    slot = h & (KEY_CACHE_SIZE - 1)
-    while True:
-        cached = _key_cache[slot]
-        if cached == NULL:
-            break
-        if (_key_hash[slot] == h and PyUnicode_GET_LENGTH(<object>cached) == n + 5
-                and memcmp(PyUnicode_DATA(<object>cached), scratch, n + 5) == 0):
-            return <object>cached
-        slot = (slot + 1) & (KEY_CACHE_SIZE - 1)
     key = PyUnicode_New(n + 5, 127)  # tchar is ASCII
     memcpy(PyUnicode_DATA(key), scratch, n + 5)
     return key
@@ -279,14 +282,6 @@ cdef inline object _latin1(const unsigned char* p, Py_ssize_t n, bint high):
     cdef object s = PyUnicode_New(n, 255 if high else 127)
     memcpy(PyUnicode_DATA(s), p, n)
     return s
-
-
-cdef inline bint _has_high(const unsigned char* p, Py_ssize_t n) noexcept:
-    cdef Py_ssize_t i
-    for i in range(n):
-        if p[i] & 0x80:
-            return True
-    return False
 
 
 cdef struct Buffer:
@@ -337,8 +332,6 @@ cdef int _check_field_content(const unsigned char* p, Py_ssize_t s, Py_ssize_t l
     whether the value holds obs-text.
     """
     cdef Py_ssize_t i = s
-    cdef unsigned char acc = 0
-    cdef unsigned char c
     cdef int kind
     if CT[p[s]] & C_OWS:
         if not has_prev:
@@ -358,14 +351,38 @@ cdef int _check_field_content(const unsigned char* p, Py_ssize_t s, Py_ssize_t l
         while i < le and CT[p[i]] & C_OWS:
             i += 1
     value_start[0] = i
-    while i < le:
-        c = p[i]
-        if not (CT[c] & C_VALUE):
-            raise InvalidHeaderError("invalid byte in field value")
-        acc |= c
-        i += 1
-    high[0] = (acc & 0x80) != 0
+    high[0] = _check_value(p + i, le - i)
     return kind
+
+
+cdef inline bint _swar_ctl(uint64_t x) noexcept:
+    """Some byte of ``x`` is < 0x20 or 0x7F (bit hacks: "haszero" / "hasless")."""
+    cdef uint64_t ones = 0x0101010101010101ULL
+    cdef uint64_t highs = 0x8080808080808080ULL
+    cdef uint64_t d = x ^ (0x7F * ones)
+    return (((x - 0x20 * ones) & ~x) | ((d - ones) & ~d)) & highs != 0
+
+
+cdef bint _check_value(const unsigned char* p, Py_ssize_t n) except -1:
+    """RFC 9110 §5.5: every byte is SP, HTAB, VCHAR or obs-text; returns whether one is
+    obs-text. Eight bytes at a time; a word with a control byte (HTAB, usually) is
+    checked byte by byte."""
+    cdef Py_ssize_t i = 0, k
+    cdef uint64_t x, acc = 0
+    while i + 8 <= n:
+        memcpy(&x, p + i, 8)
+        if _swar_ctl(x):
+            for k in range(i, i + 8):
+                if not (CT[p[k]] & C_VALUE):
+                    raise InvalidHeaderError("invalid byte in field value")
+        acc |= x
+        i += 8
+    while i < n:
+        if not (CT[p[i]] & C_VALUE):
+            raise InvalidHeaderError("invalid byte in field value")
+        acc |= p[i]
+        i += 1
+    return (acc & 0x8080808080808080ULL) != 0
 
 
 # --- request parser ------------------------------------------------------------------------
@@ -411,14 +428,14 @@ cdef class RequestParser:
     cdef int _phase
     cdef Py_ssize_t _pos          # start of the first line not yet complete
     cdef Py_ssize_t _scanned      # no LF in data[_pos:_scanned]
-    cdef Py_ssize_t _mchecked     # method bytes of the partial request line already checked
+    cdef Py_ssize_t _mscan        # request line: the method bytes before this offset are tchar
     cdef Py_ssize_t _head_size
     cdef Py_ssize_t _nlines       # physical field lines
     cdef bint _seen_host
     cdef bint _seen_ctype
     # request line
     cdef Py_ssize_t _rl_start
-    cdef Py_ssize_t _m_end
+    cdef Py_ssize_t _m_end        # request line: offset of its first SP; -1 until seen
     cdef Py_ssize_t _t_start
     cdef Py_ssize_t _t_end
     cdef Py_ssize_t _uri_start    # REQUEST_URI start (origin-form "//" collapse)
@@ -452,6 +469,9 @@ cdef class RequestParser:
         self.max_field_line = max_field_line
         self.max_head = max_head
         self.max_fields = max_fields
+        self.environ = {}
+        self.method = ""
+        self.version = ""
         self.reset()
 
     cpdef void reset(self):
@@ -459,7 +479,8 @@ cdef class RequestParser:
         self._phase = P_START
         self._pos = 0
         self._scanned = 0
-        self._mchecked = 0
+        self._mscan = 0
+        self._m_end = -1
         self._head_size = 0
         self._nlines = 0
         self._nfields = 0
@@ -497,6 +518,9 @@ cdef class RequestParser:
                 le = e - 1
             else:
                 le = e
+            # the partial-line checks run again on the complete line, in the same byte
+            # order, so the first defect in byte order is reported however data was split
+            self._check_partial(p, s, e)
             if self._phase == P_START:
                 if le == s and e > s:
                     # RFC 9112 §2.2: empty lines before the request line are skipped; they
@@ -504,93 +528,86 @@ cdef class RequestParser:
                     self._head_size += 2
                     if self._head_size > self.max_head:
                         raise HeadTooLargeError()
-                    self._pos = e + 1
+                    self._pos = self._mscan = e + 1
                     continue
                 self._request_line(p, s, le, e)
                 self._phase = P_FIELDS
             else:
-                if le == s and e > s:
+                if le == e:
+                    raise InvalidHeaderError("bare LF")  # RFC 9112 §2.2
+                if le == s:
                     self._finish(p)
                     self._phase = P_DONE
                     return e + 1
-                self._field_line(p, s, le, e)
+                self._field_line(p, s, le)
             self._pos = e + 1
 
-    cdef int _check_method(self, const unsigned char* p, Py_ssize_t s, Py_ssize_t end,
-                           bint partial) except -1:
-        """RFC 9110 §9.1 / §5.6.2: the method is 1*tchar, checked as its bytes arrive.
-
-        Checks ``p[s + _mchecked:end]`` up to the first SP, so a TLS ClientHello or any other
-        non-token byte is refused at once.
-        """
-        cdef Py_ssize_t i = s + self._mchecked
+    cdef int _check_partial(self, const unsigned char* p, Py_ssize_t s, Py_ssize_t end) except -1:
+        """Checks that need only the bytes so far of the line ``p[s:end]`` (no LF in it): the
+        line's length limit and, in the request line, its method bytes as they arrive (so a
+        TLS ClientHello or any non-token byte is refused at once)."""
+        cdef Py_ssize_t length = _partial_len(p, s, end)
+        cdef Py_ssize_t limit, too_long_at = -1, i, offset
         cdef unsigned char c
-        while i < end:
-            c = p[i]
-            if c == b" ":
-                if i == s:
-                    raise InvalidMethodError("request line starts with SP")
-                self._mchecked = self.max_request_line + 2  # method complete: stop checking
-                return 0
-            if not (CT[c] & C_TCHAR):
-                if partial and c == b"\r" and i == end - 1:
-                    return 0  # maybe the start of CRLF: decided when the next byte arrives
-                raise InvalidMethodError()
-            i += 1
-        self._mchecked = i - s
-        return 0
-
-    cdef int _check_partial(self, const unsigned char* p, Py_ssize_t s, Py_ssize_t n) except -1:
-        """Validate the line that has not ended yet: its length and, in the request line, the method."""
-        cdef Py_ssize_t limit
-        if self._phase == P_START:
-            limit = self.max_request_line
-            if n - s == 1 and p[s] == b"\r":
-                return 0  # maybe an empty line
-            if self._mchecked <= limit:
-                self._check_method(p, s, min(n, s + limit + 1), True)
-            if _partial_len(p, s, n) > limit:
-                raise RequestLineTooLongError()  # RFC 9112 §3: 414
-        elif _partial_len(p, s, n) > self.max_field_line:
-            raise HeaderFieldTooLargeError()  # RFC 6585 §5: 431
+        if self._phase != P_START:
+            if length > self.max_field_line:
+                raise HeaderFieldTooLargeError()  # RFC 9112 §5, RFC 6585 §5: 431
+            return 0
+        limit = self.max_request_line
+        if length > limit:
+            # the byte whose arrival made the line too long (a CR right at the limit is
+            # judged by the byte after it)
+            too_long_at = limit + 1 if p[s + limit] == b"\r" else limit
+        if self._m_end < 0:
+            # RFC 9112 §3.1, RFC 9110 §9.1: method = token
+            i = s if self._mscan < s else self._mscan
+            while i < end and CT[p[i]] & C_TCHAR:
+                i += 1
+            self._mscan = i
+            if i < end:
+                c = p[i]
+                offset = i - s
+                if c == b" " and offset > 0:
+                    self._m_end = i
+                elif c == b"\r" and offset == 0:
+                    # maybe an empty line (RFC 9112 §2.2); the next byte decides
+                    if end - s > 1:
+                        raise InvalidMethodError()
+                elif too_long_at < 0 or offset <= too_long_at:
+                    raise InvalidMethodError()
+        if too_long_at >= 0:
+            raise RequestLineTooLongError()  # RFC 9112 §3, RFC 9110 §15.5.15: 414
         return 0
 
     cdef int _request_line(self, const unsigned char* p, Py_ssize_t s, Py_ssize_t le,
                            Py_ssize_t e) except -1:
-        """RFC 9112 §3: ``request-line = method SP request-target SP HTTP-version CRLF``."""
-        cdef Py_ssize_t limit = self.max_request_line
-        cdef Py_ssize_t m, t, i
+        """RFC 9112 §3: ``request-line = method SP request-target SP HTTP-version CRLF``.
+
+        After the method and length checks (done by ``_check_partial``): line end in the
+        method position, bare LF, max_head, stray CR, SP count, target, version.
+        """
+        cdef Py_ssize_t m = self._m_end, t, i
         cdef const unsigned char* q
-        # same order as for a partial line, so any split gives the same error
-        if self._mchecked <= limit:
-            self._check_method(p, s, min(le, s + limit + 1), False)
-        if le - s > limit:
-            raise RequestLineTooLongError()
+        if m < 0:
+            raise InvalidMethodError()  # the line ended in the method position
         if le == e:
             raise InvalidRequestLineError("bare LF")  # RFC 9112 §2.2
-        if memchr(p + s, b"\r", le - s) != NULL:
-            raise InvalidRequestLineError("CR without LF")
         self._head_size += le - s
         if self._head_size > self.max_head:
             raise HeadTooLargeError()
-        # exactly one SP between the parts (RFC 9112 §3)
-        q = <const unsigned char*>memchr(p + s, b" ", le - s)
-        if q == NULL:
-            raise InvalidRequestLineError("missing request-target")
-        m = q - p
+        if memchr(p + s, b"\r", le - s) != NULL:
+            raise InvalidRequestLineError("CR not followed by LF")
+        # exactly one SP between the parts
         q = <const unsigned char*>memchr(p + m + 1, b" ", le - m - 1)
-        if q == NULL:
-            raise InvalidRequestLineError("missing HTTP-version")
+        if q == NULL or memchr(q + 1, b" ", le - (q + 1 - p)) != NULL:
+            raise InvalidRequestLineError("the request line needs exactly two SP")
         t = q - p
-        if t == m + 1:
-            raise InvalidRequestLineError("empty request-target")
-        if memchr(p + t + 1, b" ", le - t - 1) != NULL:
-            raise InvalidRequestLineError("too many SP")
         self._rl_start = s
-        self._m_end = m
         self._t_start = m + 1
         self._t_end = t
-        # RFC 9112 §3.2: request-target bytes are visible ASCII
+        # RFC 9112 §3.2: request-target = 1*( visible ASCII )
+        if t == m + 1:
+            raise InvalidTargetError("empty request-target")
         for i in range(m + 1, t):
             if not (CT[p[i]] & C_TARGET):
                 raise InvalidTargetError("invalid byte in request-target")
@@ -613,7 +630,7 @@ cdef class RequestParser:
             i = te - 1
             while i >= ts and p[i] >= b"0" and p[i] <= b"9":
                 i -= 1
-            if i <= ts or p[i] != b":":
+            if i <= ts or p[i] != b":" or i == te - 1:
                 raise InvalidTargetError("CONNECT needs host:port")
             for a in range(ts, te):
                 c = p[a]
@@ -663,8 +680,8 @@ cdef class RequestParser:
                 if c == b"@":
                     h = ae + 1  # RFC 3986 §3.2.1: userinfo never reaches HTTP_HOST
                 ae += 1
-            if ae == h:
-                raise InvalidTargetError("empty host")
+            if ae == h or p[h] == b":":
+                raise InvalidTargetError("empty host")  # RFC 9110 §4.2.1
             self._form = T_ABSOLUTE
             self._host_start = h
             self._host_end = ae
@@ -695,23 +712,20 @@ cdef class RequestParser:
             raise UnsupportedVersionError()  # RFC 9110 §15.6.6: 505
         raise InvalidVersionError()
 
-    cdef int _field_line(self, const unsigned char* p, Py_ssize_t s, Py_ssize_t le,
-                         Py_ssize_t e) except -1:
-        """One field line (RFC 9110 §5.5, RFC 9112 §5), validated and recorded as offsets."""
+    cdef int _field_line(self, const unsigned char* p, Py_ssize_t s, Py_ssize_t le) except -1:
+        """One complete field line ``p[s:le]`` (RFC 9110 §5.5, RFC 9112 §5), validated and
+        recorded as offsets. Its length and line end were checked by the caller."""
         cdef Py_ssize_t name_end, value_start
         cdef bint high
         cdef int kind
         cdef Field* f
-        if le - s > self.max_field_line:
-            raise HeaderFieldTooLargeError()
-        if le == e:
-            raise InvalidHeaderError("bare LF")  # RFC 9112 §2.2
-        self._nlines += 1
-        if self._nlines > self.max_fields:
-            raise TooManyHeadersError()
+        # RFC 6585 §5: limits on the whole head and on the number of field lines
         self._head_size += le - s
         if self._head_size > self.max_head:
             raise HeadTooLargeError()
+        self._nlines += 1
+        if self._nlines > self.max_fields:
+            raise TooManyHeadersError()
         kind = _check_field_content(p, s, le, self._nfields > 0, &name_end, &value_start, &high)
         if kind == F_HOST:
             if self._seen_host:
@@ -797,6 +811,7 @@ cdef class RequestParser:
         cdef object cl_last = None
         cdef Py_ssize_t a, b, k, d
         cdef str method = None
+        cdef str version
 
         for key in METHODS:
             if PyUnicode_GET_LENGTH(key) == mlen and memcmp(PyUnicode_DATA(key), p + ms, mlen) == 0:
@@ -804,8 +819,7 @@ cdef class RequestParser:
                 break
         if method is None:
             method = _ascii(p + ms, mlen)
-        self.method = method
-        self.version = S_HTTP11 if self._http11 else S_HTTP10
+        version = S_HTTP11 if self._http11 else S_HTTP10
         env[K_REQUEST_METHOD] = method
         env[K_SCRIPT_NAME] = S_EMPTY
         if self._form == T_ASTERISK:
@@ -819,7 +833,7 @@ cdef class RequestParser:
         value = _ascii(p + self._uri_start, self._t_end - self._uri_start)
         env[K_REQUEST_URI] = value
         env[K_RAW_URI] = value
-        env[K_SERVER_PROTOCOL] = self.version
+        env[K_SERVER_PROTOCOL] = version
 
         try:
             i = 0
@@ -947,8 +961,10 @@ cdef class RequestParser:
                         if d - k == 12 and _ieq(v + k, b"100-continue", 12):
                             expect = True
                 # repeated fields are joined with "," in arrival order
+                # (compare sizes, not identity: "" is a singleton)
+                k = PyDict_GET_SIZE(env)
                 prev = PyDict_SetDefault(env, key, value)
-                if prev != <PyObject*>value:
+                if PyDict_GET_SIZE(env) == k:
                     old = <object>prev
                     env[key] = old + "," + value
                 i = j
@@ -956,7 +972,8 @@ cdef class RequestParser:
             PyMem_Free(scratch)
 
         # RFC 9112 §6.1, §6.3: Transfer-Encoding frames the body; Content-Length then ignored
-        self.must_close = False
+        cdef bint chunked = False, must_close = False
+        cdef long long content_length = 0
         if te:
             if te_unknown:
                 raise UnsupportedTransferEncodingError()  # 501
@@ -964,33 +981,35 @@ cdef class RequestParser:
                 raise InvalidTransferEncodingError("empty Transfer-Encoding")
             if te_chunked != 1 or not te_last_chunked:
                 raise InvalidTransferEncodingError("chunked must be the final coding, once")
-            self.chunked = True
-            self.content_length = -1
+            chunked = True
+            content_length = -1
             if cl_lines:
                 env[K_CONTENT_LENGTH] = cl_last  # passed through unchecked (werkzeug)
-                self.must_close = True
-            if not self._http11:
-                self.must_close = True
+            # framing in doubt (TE with CL, or TE in HTTP/1.0): close after the response
+            must_close = cl_lines > 0 or not self._http11
         elif cl_lines:
             if cl_bad:
                 raise InvalidContentLengthError()
-            self.chunked = False
-            self.content_length = <long long>cl_value
+            content_length = <long long>cl_value
             if cl_elems > 1:
                 env[K_CONTENT_LENGTH] = str(cl_value)
-        else:
-            self.chunked = False
-            self.content_length = 0
         if self._host_start >= 0:
             env[K_HTTP_HOST] = _ascii(p + self._host_start, self._host_end - self._host_start)
-        if self._http11:
-            self.keep_alive = not conn_close
+        # results are replaced only once the head is known to be good
+        self.environ = env
+        self.method = method
+        self.version = version
+        self.content_length = content_length
+        self.chunked = chunked
+        self.must_close = must_close
+        # RFC 9112 §9.3: persistence
+        if must_close or conn_close:
+            self.keep_alive = False
+        elif self._http11:
+            self.keep_alive = True
         else:
             self.keep_alive = conn_keep
-        if self.must_close:
-            self.keep_alive = False
         self.expect_continue = expect
-        self.environ = env
         return 0
 
     cdef object _long_key(self, const unsigned char* name, Py_ssize_t n):
@@ -1208,12 +1227,12 @@ cdef class ChunkedDecoder:
                         self._state = D_DONE
                         self.done = True
                         break
-                    self._trailer_lines += 1
-                    if self._trailer_lines > self.max_fields:
-                        raise TooManyHeadersError()
                     self._trailer_size += le - pos
                     if self._trailer_size > self.max_head:
                         raise HeadTooLargeError()
+                    self._trailer_lines += 1
+                    if self._trailer_lines > self.max_fields:
+                        raise TooManyHeadersError()
                     _check_field_content(p, pos, le, self._trailer_lines > 1,
                                          &name_end, &value_start, &high)
                     pos = e + 1
@@ -1299,6 +1318,8 @@ def serialize_response_head(version, str status not None, headers, preamble):
                 if not (b"0" <= vp[i] <= b"9"):
                     raise ValueError(f"invalid Content-Length {value!r}")
             content_length = int(value[k:d])
+            if content_length > MAX_LENGTH:
+                raise ValueError(f"invalid Content-Length {value!r}")
         elif nlen == 10 and _ieq(np_, b"connection", 10):
             k = 0
             while k <= vlen:
