@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 import sys
 import urllib.parse
 from pathlib import Path
@@ -62,21 +63,20 @@ def test_version_reports_the_pure_python_parser_when_asked(workdir: Path) -> Non
 
 
 def test_console_script_is_declared() -> None:
-    from importlib.metadata import PackageNotFoundError, distribution
+    from importlib.metadata import distribution
 
-    try:
-        scripts = {
-            ep.name: ep.value
-            for ep in distribution("fastserve").entry_points
-            if ep.group == "console_scripts"
-        }
-    except PackageNotFoundError:
-        # not installed (tests run from the source tree): read the declaration itself
-        import tomllib
-
-        pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
-        scripts = tomllib.loads(pyproject.read_text())["project"]["scripts"]
-    assert scripts["fastserve"] == "fastserve.cli:main"
+    entry_points = distribution("fastserve").entry_points
+    [script] = [
+        ep for ep in entry_points if ep.group == "console_scripts" and ep.name == "fastserve"
+    ]
+    assert script.value == "fastserve.cli:main"
+    # and the installed script beside this interpreter runs it
+    executable = Path(sys.executable).parent / "fastserve"
+    result = subprocess.run(
+        [str(executable), "--version"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"fastserve {fastserve.__version__} (parser: ")
 
 
 def test_demo_app_is_served_without_arguments(workdir: Path) -> None:
