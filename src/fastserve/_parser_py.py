@@ -11,7 +11,11 @@ Flow of :meth:`RequestParser.parse`
     has searched for its LF (``_scan``), so completed lines are never looked at
     again. For each LF found, the line before it is validated completely
     (request line, then field lines); the bytes after the last LF form the
-    *partial line*, which is checked only for what can already be decided. When
+    *partial line*, which is checked only for what can already be decided.
+    Field lines seen for the first time go through one regex first
+    (``_fast_field_lines``): a match is a valid, complete line, and anything
+    else falls back to the general line-by-line path, which alone decides
+    errors. When
     the empty line arrives, framing is decided, the environ is built, the
     progress state is cleared for the next request, and the head's length is
     returned.
@@ -109,6 +113,11 @@ _CHUNK_EXT: Final = (
     rb"(?:[ \t]*;[ \t]*" + _TOKEN + rb"(?:[ \t]*=[ \t]*(?:" + _TOKEN + b"|" + _QUOTED + b"))?)*"
 )
 _SIZE_LINE_RE: Final = re.compile(rb"([0-9A-Fa-f]+)" + _CHUNK_EXT)
+# RFC 9112 §5: field-line = field-name ":" OWS field-value OWS, CRLF; a line that
+# matches is valid (the general path would accept it with the same name/value).
+_FIELD_LINE_RE: Final = re.compile(
+    b"(" + _TOKEN + rb"):[ \t]*(" + _char_class(_abnf.FIELD_VALUE_CHAR) + rb"*)\r\n"
+)
 
 # Field name -> environ key: upper case, "-" -> "_" (werkzeug's make_environ).
 _KEY_TABLE: Final = bytes(
@@ -118,6 +127,20 @@ _UNPREFIXED: Final = {b"content-type": "CONTENT_TYPE", b"content-length": "CONTE
 _KNOWN_CODINGS: Final = frozenset(c.encode("ascii") for c in _abnf.KNOWN_TRANSFER_CODINGS)
 _VERSIONS: Final = {b"HTTP/1.0": "HTTP/1.0", b"HTTP/1.1": "HTTP/1.1"}
 _OWS: Final = _abnf.OWS
+
+
+_KEYS: dict[bytes, str] = {}
+_KEYS_MAX: Final = 512  # bounded: clients choose the names
+
+
+def _environ_key(name: bytes, lower: bytes) -> str:
+    """``HTTP_`` + upper-case name with ``-`` -> ``_``; CONTENT_TYPE/LENGTH unprefixed."""
+    key = _UNPREFIXED.get(lower)
+    if key is None:
+        key = "HTTP_" + name.translate(_KEY_TABLE).decode("ascii")
+    if len(_KEYS) < _KEYS_MAX:
+        _KEYS[name] = key
+    return key
 
 
 def _as_buffer(data: Buffer) -> bytes | bytearray:
@@ -168,6 +191,19 @@ def _check_field_line(
     if _VALUE_BAD_RE.search(data, colon + 1, end) is not None:
         raise InvalidHeaderError("Invalid character in field value")
     return bytes(data[start:colon]), bytes(data[colon + 1 : end]).lstrip(_OWS)
+
+
+# RFC 9112 §3.2: exactly one Host; RFC 9110 §8.3: one Content-Type
+_SINGLETONS: Final = frozenset([b"host", b"content-type"])
+# Fields that framing and persistence read (trailing OWS ignored there).
+_INTERPRETED: Final = frozenset([b"transfer-encoding", b"content-length", b"connection", b"expect"])
+
+
+def _check_singleton(fields: list[list[bytes]], lower: bytes, name: bytes) -> None:
+    """Refuse a second Host or Content-Type field line."""
+    for other in fields:
+        if other[0] == lower:
+            raise DuplicateHeaderError(f"More than one {name.decode('ascii')} field")
 
 
 def _path_info(path: bytes) -> str:
@@ -268,6 +304,10 @@ class RequestParser:
         pos = self._pos
         scan = self._scan
         while True:
+            if scan == pos and self._in_fields:
+                pos = scan = self._fast_field_lines(buf, pos)
+                if buf.startswith(b"\r\n", pos):
+                    return self._finish(pos + 2)
             lf = buf.find(b"\n", scan)
             if lf < 0:
                 self._check_partial(buf, pos, len(buf))
@@ -371,28 +411,71 @@ class RequestParser:
             raise InvalidVersionError()
         return method, version, uri, path, query, host
 
-    def _field_line(self, buf: bytes | bytearray, pos: int, end: int) -> None:
-        """One complete field line ``buf[pos:end]`` (CRLF excluded)."""
-        # RFC 6585 §5: limits on the whole head and on the number of field lines
-        self._head_size += end - pos
+    def _fast_field_lines(self, buf: bytes | bytearray, pos: int) -> int:
+        """Take the complete, valid field lines from ``pos`` on; return where they stop.
+
+        A line that matches ``_FIELD_LINE_RE`` within ``max_field_line`` is one
+        the general path would accept with the same name and value, and the
+        limits are checked in the same order, so this changes nothing but speed.
+        Only lines not searched before get here: partial lines are not rescanned.
+        """
+        head_size = self._head_size
+        lines = self._lines
+        max_line = self.max_field_line
+        max_head = self.max_head
+        max_fields = self.max_fields
+        fields = self._fields
+        match_line = _FIELD_LINE_RE.match
+        try:
+            while (match := match_line(buf, pos)) is not None:
+                end = match.end()
+                length = end - 2 - pos
+                if length > max_line:
+                    break
+                # RFC 6585 §5
+                head_size += length
+                if head_size > max_head:
+                    raise HeadTooLargeError()
+                lines += 1
+                if lines > max_fields:
+                    raise TooManyHeadersError()
+                name, value = match.group(1, 2)
+                lower = name.lower()
+                if lower in _SINGLETONS:
+                    _check_singleton(fields, lower, name)
+                fields.append([lower, name, value])
+                pos = end
+        finally:
+            self._head_size = head_size
+            self._lines = lines
+        return pos
+
+    def _count_line(self, length: int) -> None:
+        """RFC 6585 §5: limits on the whole head and on the number of field lines."""
+        self._head_size += length
         if self._head_size > self.max_head:
             raise HeadTooLargeError()
         self._lines += 1
         if self._lines > self.max_fields:
             raise TooManyHeadersError()
+
+    def _field_line(self, buf: bytes | bytearray, pos: int, end: int) -> None:
+        """One complete field line ``buf[pos:end]`` (CRLF excluded)."""
+        self._count_line(end - pos)
         fields = self._fields
         parsed = _check_field_line(buf, pos, end, after_field=bool(fields))
         if parsed is None:
             # RFC 9112 §5.2: obs-fold replaced by its whitespace, CRLF removed
             fields[-1][2] += bytes(buf[pos:end])
             return
-        name, value = parsed
+        self._add_field(*parsed)
+
+    def _add_field(self, name: bytes, value: bytes) -> None:
+        """Record a validated field line."""
+        fields = self._fields
         lower = name.lower()
-        # RFC 9112 §3.2: exactly one Host; RFC 9110 §8.3: one Content-Type
-        if lower == b"host" or lower == b"content-type":
-            for other in fields:
-                if other[0] == lower:
-                    raise DuplicateHeaderError(f"More than one {name.decode('ascii')} field")
+        if lower in _SINGLETONS:
+            _check_singleton(fields, lower, name)
         fields.append([lower, name, value])
 
     def _finish(self, consumed: int) -> int:
@@ -413,20 +496,21 @@ class RequestParser:
         connection: list[bytes] = []
         expect_continue = False
         for lower, name, value in self._fields:
-            if lower == b"transfer-encoding":
-                te.append(value)
-            elif lower == b"content-length":
-                cl.append(value)
-            elif lower == b"connection":
-                connection.append(value)
-            elif lower == b"expect":
-                # RFC 9110 §10.1.1
-                expect_continue |= value.strip(_OWS).lower() == b"100-continue"
+            if lower in _INTERPRETED:
+                if lower == b"transfer-encoding":
+                    te.append(value)
+                elif lower == b"content-length":
+                    cl.append(value)
+                elif lower == b"connection":
+                    connection.append(value)
+                else:
+                    # RFC 9110 §10.1.1
+                    expect_continue |= value.strip(_OWS).lower() == b"100-continue"
             if b"_" in name:
                 continue  # werkzeug drops them: "_" and "-" map to the same key
-            key = _UNPREFIXED.get(lower)
+            key = _KEYS.get(name)
             if key is None:
-                key = "HTTP_" + name.translate(_KEY_TABLE).decode("ascii")
+                key = _environ_key(name, lower)
             text = value.decode("latin-1")
             previous = environ.get(key)
             environ[key] = text if previous is None else previous + "," + text
