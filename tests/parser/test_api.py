@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from types import ModuleType
 
 import pytest
@@ -120,9 +119,17 @@ def test_constructor_limits_by_keyword(parser_impl: ModuleType) -> None:
     assert decoder.done is False
 
 
-def test_py_signature_names_the_limits() -> None:
-    params = inspect.signature(fastserve._parser_py.RequestParser).parameters
-    assert list(params) == ["max_request_line", "max_field_line", "max_head", "max_fields"]
+def test_constructor_limits_in_documented_order(parser_impl: ModuleType) -> None:
+    """Positional order: max_request_line, max_field_line, max_head, max_fields."""
+    parser = parser_impl.RequestParser(1, 2, 3, 4)
+    assert (parser.max_request_line, parser.max_field_line, parser.max_head, parser.max_fields) == (
+        1,
+        2,
+        3,
+        4,
+    )
+    decoder = parser_impl.ChunkedDecoder(5, 6, 7)
+    assert (decoder.max_field_line, decoder.max_head, decoder.max_fields) == (5, 6, 7)
 
 
 def test_pipelined_requests_and_bodies_in_one_buffer(parser_impl: ModuleType) -> None:
