@@ -423,19 +423,30 @@ def _dotted(node: ast.AST | None) -> list[str] | None:
 def _check_wsgi_callable(app: Any, label: str) -> None:
     if not callable(app):
         raise CLIError(f"'{label}' is not a WSGI app: a {type(app).__name__} is not callable")
+    if inspect.iscoroutinefunction(app) or inspect.iscoroutinefunction(type(app).__call__):
+        raise CLIError(f"'{label}' is an async (ASGI) app; fastserve serves WSGI apps")
     try:
-        inspect.signature(app).bind(object(), object())
+        signature = inspect.signature(app)
+    except (TypeError, ValueError):
+        return  # no signature to check (some builtins): let it be
+    try:
+        signature.bind(object(), object())
     except TypeError:
-        hint = (
-            " - is it a factory? then write it as a call, '" + label + "()'"
-            if not inspect.isclass(app)
-            else ""
-        )
+        hint = ""
+        if not inspect.isclass(app) and _binds(signature):
+            hint = f" - is it a factory? then write it as a call, '{label}()'"
         raise CLIError(
             f"'{label}' cannot be called as app(environ, start_response){hint}"
         ) from None
-    except ValueError:
-        pass  # no signature to check (some builtins): let it be
+
+
+def _binds(signature: inspect.Signature) -> bool:
+    """Whether a call without arguments fits ``signature``."""
+    try:
+        signature.bind()
+    except TypeError:
+        return False
+    return True
 
 
 def _app_or_error_app(spec: str, in_reloader_child: bool) -> WSGIApp:

@@ -21,6 +21,14 @@ def app(environ, start_response):
 
 value = 42
 
+
+async def asgi_app(scope, receive, send):
+    pass
+
+
+def three(environ, start_response, extra):
+    pass
+
 def create_app():
     return app
 """
@@ -77,6 +85,12 @@ def assert_one_line_error(result, *fragments: str) -> str:
             ["hello:create_app"],
             ["cannot be called as app(environ, start_response)", "'hello:create_app()'"],
             id="factory-without-call",
+        ),
+        pytest.param(["hello:asgi_app"], ["is an async (ASGI) app"], id="asgi-app"),
+        pytest.param(
+            ["hello:three"],
+            ["'hello:three' cannot be called as app(environ, start_response)"],
+            id="wrong-signature",
         ),
         pytest.param(
             ["hello:create_app(os.environ)"],
