@@ -342,7 +342,7 @@ def load_app(spec: str) -> WSGIApp:
                 f"module {module_name!r} has no 'app' or 'application'; "
                 f"give the name, as in '{module_name}:NAME'"
             )
-    app = _evaluate(module, module_name, expression)
+    app: WSGIApp = _evaluate(module, module_name, expression)
     _check_wsgi_callable(app, f"{module_name}:{expression}")
     return app
 
