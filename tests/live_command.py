@@ -82,8 +82,10 @@ class LiveCommand:
         env: Mapping[str, str] | None = None,
         unix_path: Path | None = None,
         https: bool = False,
+        host: str = "127.0.0.1",
     ) -> None:
         self.cwd = cwd
+        self.host = host
         self.port = port
         self.unix_path = unix_path
         self.https = https
@@ -147,7 +149,7 @@ class LiveCommand:
                 raise
             return sock
         assert self.port is not None
-        return socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+        return socket.create_connection((self.host, self.port), timeout=timeout)
 
     def request(
         self,
@@ -163,10 +165,10 @@ class LiveCommand:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
             conn = http.client.HTTPSConnection(
-                "127.0.0.1", self.port, timeout=REQUEST_TIMEOUT, context=context
+                self.host, self.port, timeout=REQUEST_TIMEOUT, context=context
             )
         else:
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=REQUEST_TIMEOUT)
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=REQUEST_TIMEOUT)
             if self.unix_path is not None:
                 conn.sock = self._connect(REQUEST_TIMEOUT)
         try:

@@ -211,6 +211,8 @@ def _server_options(args: argparse.Namespace, *, check_bind: bool) -> dict[str, 
         hostname = "unix://" + _check_unix_path(args.unix, check_bind)
     else:
         hostname = "127.0.0.1" if args.host is None else args.host
+        if hostname.startswith("[") and hostname.endswith("]"):
+            hostname = hostname[1:-1]  # "[::1]" as in URLs; run_simple wants "::1"
         if check_bind:
             _check_port_free(hostname, port)
     return {

@@ -150,6 +150,11 @@ def assert_one_line_error(result, *fragments: str) -> str:
             ["--host", "no-such-host.invalid"], ["no such host or address"], id="unknown-host"
         ),
         pytest.param(
+            ["--host", "192.0.2.10"],
+            ["--host 192.0.2.10: not an address of this machine"],
+            id="foreign-address",
+        ),
+        pytest.param(
             ["--no-such-option"], ["unrecognized arguments: --no-such-option"], id="unknown-option"
         ),
     ],

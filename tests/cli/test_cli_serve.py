@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import sys
 import urllib.parse
@@ -183,3 +184,22 @@ def test_cert_and_key(workdir: Path) -> None:
     with serve(workdir, "hello:app", "--cert", cert, "--key", key, https=True) as server:
         server.wait_ready()
         assert server.get("/").body == b"hello from hello"
+
+
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _has_ipv6_loopback(), reason="this machine has no IPv6 loopback")
+def test_bracketed_ipv6_host(workdir: Path) -> None:
+    port = free_port()
+    args = ["-m", "fastserve", "hello:app", "--host", "[::1]", "--port", str(port)]
+    with LiveCommand(args, cwd=workdir, port=port, host="::1") as server:
+        server.wait_ready()
+        assert server.get("/").body == b"hello from hello"
+    assert f"Running on http://[::1]:{port}" in server.log
