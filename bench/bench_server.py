@@ -75,9 +75,7 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[byt
             if not chunk:
                 break
             remaining -= len(chunk)
-    start_response(
-        "200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(HELLO)))]
-    )
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(HELLO)))])
     return [HELLO]
 
 
@@ -101,7 +99,9 @@ def _serve_self(name: str) -> Callable[[int], list[str]]:
 
 SERVERS: tuple[Server, ...] = (
     Server("fastserve", "fastserve", _serve_self("fastserve")),
-    Server("fastserve-py", "fastserve", _serve_self("fastserve-py"), {"FASTSERVE_NO_EXTENSIONS": "1"}),
+    Server(
+        "fastserve-py", "fastserve", _serve_self("fastserve-py"), {"FASTSERVE_NO_EXTENSIONS": "1"}
+    ),
     Server("fastserve-log", "fastserve", _serve_self("fastserve-log")),
     Server("werkzeug", "werkzeug", _serve_self("werkzeug")),
     Server("waitress", "waitress", _serve_self("waitress"), install_hint="pip install waitress"),
@@ -135,7 +135,12 @@ SERVERS: tuple[Server, ...] = (
         ],
         install_hint="pip install granian",
     ),  # fmt: skip
-    Server("bjoern", "bjoern", _serve_self("bjoern"), install_hint="apt-get install libev-dev && pip install bjoern"),
+    Server(
+        "bjoern",
+        "bjoern",
+        _serve_self("bjoern"),
+        install_hint="apt-get install libev-dev && pip install bjoern",
+    ),
 )  # fmt: skip
 
 
@@ -283,7 +288,9 @@ def parse_wrk(output: str) -> Measurement:
     p99 = _wrk_ms(re.search(r"^\s+99%\s+(\S+)", output, re.M).group(1))  # type: ignore[union-attr]
     total = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
     errors = 0
-    if m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output):
+    if m := re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    ):
         errors += sum(int(g) for g in m.groups())
     if m := re.search(r"Non-2xx or 3xx responses: (\d+)", output):
         errors += int(m.group(1))
@@ -372,9 +379,13 @@ def run_python_driver(port: int, scenario: Scenario, duration: float) -> Measure
 
     elapsed = asyncio.run(main())
     if len(latencies) < 2:
-        return Measurement(len(latencies) / elapsed, float("nan"), float("nan"), len(latencies), errors[0])
+        return Measurement(
+            len(latencies) / elapsed, float("nan"), float("nan"), len(latencies), errors[0]
+        )
     q = statistics.quantiles(latencies, n=100, method="inclusive")
-    return Measurement(len(latencies) / elapsed, q[49] * 1e3, q[98] * 1e3, len(latencies), errors[0])
+    return Measurement(
+        len(latencies) / elapsed, q[49] * 1e3, q[98] * 1e3, len(latencies), errors[0]
+    )
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -528,8 +539,12 @@ def _select(items: Iterable[Any], names: str | None, what: str) -> list[Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--serve", nargs=2, metavar=("NAME", "PORT"), help=argparse.SUPPRESS)
-    parser.add_argument("--servers", help="comma-separated subset of: " + ", ".join(s.name for s in SERVERS))
-    parser.add_argument("--scenarios", help="comma-separated subset of: " + ", ".join(s.key for s in SCENARIOS))
+    parser.add_argument(
+        "--servers", help="comma-separated subset of: " + ", ".join(s.name for s in SERVERS)
+    )
+    parser.add_argument(
+        "--scenarios", help="comma-separated subset of: " + ", ".join(s.key for s in SCENARIOS)
+    )
     parser.add_argument("--rounds", type=int, default=3, help="rounds; the table shows medians (3)")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per cell (5)")
     parser.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per cell (1)")
@@ -562,12 +577,15 @@ def main(argv: list[str] | None = None) -> int:
     available = [s for s in chosen if _importable(s.module)]
     missing = [s for s in chosen if s not in available]
     header = (
-        f"bench_server.py: {len(available)} servers x {len(scenarios)} cells, {args.rounds} rounds x"
-        f" {args.duration:g} s (+{args.warmup:g} s warm-up), driver {driver}; {os.cpu_count()} CPUs,"
-        f" Python {platform.python_version()}, load average before {os.getloadavg()[0]:.2f}"
+        f"bench_server.py: {len(available)} servers x {len(scenarios)} cells,"
+        f" {args.rounds} rounds x {args.duration:g} s (+{args.warmup:g} s warm-up),"
+        f" driver {driver}; {os.cpu_count()} CPUs, Python {platform.python_version()},"
+        f" load average before {os.getloadavg()[0]:.2f}"
     )
     print(header, file=sys.stderr)
-    results, failures = measure(available, scenarios, args.rounds, args.duration, args.warmup, driver)
+    results, failures = measure(
+        available, scenarios, args.rounds, args.duration, args.warmup, driver
+    )
     header += f", after {os.getloadavg()[0]:.2f}"
     table = markdown(results, scenarios, failures, missing, header)
     print(table)
@@ -576,11 +594,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(
             json.dumps(
-                {n: {k: [asdict(m) for m in ms] for k, ms in c.items()} for n, c in results.items()},
+                {
+                    n: {k: [asdict(m) for m in ms] for k, ms in c.items()}
+                    for n, c in results.items()
+                },
                 indent=1,
             )
         )
-    if chart(results, scenarios, args.chart, f"WSGI servers on loopback ({driver}, median of {args.rounds})"):
+    if chart(
+        results,
+        scenarios,
+        args.chart,
+        f"WSGI servers on loopback ({driver}, median of {args.rounds})",
+    ):
         print(f"\nchart: {args.chart}", file=sys.stderr)
     else:
         print("\nmatplotlib not installed (pip install matplotlib): no chart", file=sys.stderr)

@@ -143,9 +143,7 @@ def generate_adhoc_ssl_pair(cn: str | None = None) -> tuple[Certificate, RSAPriv
         .serial_number(c.x509.random_serial_number())
         .not_valid_before(now)
         .not_valid_after(now + ADHOC_VALIDITY)
-        .add_extension(
-            c.x509.ExtendedKeyUsage([c.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
-        )
+        .add_extension(c.x509.ExtendedKeyUsage([c.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(
             c.x509.SubjectAlternativeName([c.x509.DNSName(cn), c.x509.DNSName(f"*.{cn}")]),
             critical=False,

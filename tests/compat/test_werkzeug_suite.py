@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,10 +164,11 @@ class SuiteRun:
     counts: dict[str, int]
     skip_reasons: list[str]
     output: str
+    seconds: float = 0.0
 
     def describe(self) -> str:
         counts = ", ".join(f"{n} {k}" for k, n in sorted(self.counts.items())) or "no summary"
-        return f"exit {self.returncode}: {counts}"
+        return f"exit {self.returncode}: {counts} ({self.seconds:.1f} s)"
 
 
 _SUMMARY_LINE = re.compile(r"^=+ (.*\d+ \w+.*) in [\d.]+s", re.MULTILINE)
@@ -192,9 +194,10 @@ def run_suite(suite: Path, env: dict[str, str], *extra_args: str) -> SuiteRun:
     basetemp = tempfile.mkdtemp(prefix="fs-wz-")
     cmd = [
         sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
-        "--timeout", str(PER_TEST_TIMEOUT), "-rA", f"--basetemp={basetemp}",
+        "--timeout", str(PER_TEST_TIMEOUT), "-rA", "--durations=5", f"--basetemp={basetemp}",
         str(suite), *extra_args,
     ]  # fmt: skip
+    started = time.monotonic()
     try:
         proc = subprocess.run(
             cmd, cwd=suite, env=env, capture_output=True, text=True, timeout=LEG_TIMEOUT
@@ -206,7 +209,7 @@ def run_suite(suite: Path, env: dict[str, str], *extra_args: str) -> SuiteRun:
         shutil.rmtree(basetemp, ignore_errors=True)
     output = proc.stdout + proc.stderr
     counts, skips = parse_summary(output)
-    return SuiteRun(proc.returncode, counts, skips, output)
+    return SuiteRun(proc.returncode, counts, skips, output, time.monotonic() - started)
 
 
 def assert_suite_passed(run: SuiteRun, *, deselected: int = 0) -> None:
@@ -268,7 +271,10 @@ def test_werkzeug_serving_suite_control(suite_dir: Path) -> None:
     # werkzeug bug, not a property of the suite: deselect exactly that id here.
     # The fastserve legs run it.
     run = run_suite(
-        suite_dir, dict(os.environ), "--deselect", "test_serving.py::test_reloader_sys_path[watchdog]"
+        suite_dir,
+        dict(os.environ),
+        "--deselect",
+        "test_serving.py::test_reloader_sys_path[watchdog]",
     )
     assert_suite_passed(run, deselected=1)
     print(f"[werkzeug control] {run.describe()}")
@@ -280,7 +286,10 @@ def test_werkzeug_serving_suite_control(suite_dir: Path) -> None:
 @pytest.mark.parametrize(
     ("output", "counts"),
     [
-        ("==== 26 passed, 1 skipped, 1 deselected in 10.85s ====", {"passed": 26, "skipped": 1, "deselected": 1}),
+        (
+            "==== 26 passed, 1 skipped, 1 deselected in 10.85s ====",
+            {"passed": 26, "skipped": 1, "deselected": 1},
+        ),
         ("== 2 failed, 24 passed, 1 error in 3.00s ==", {"failed": 2, "passed": 24, "errors": 1}),
         ("===== 3 errors in 0.50s =====", {"errors": 3}),
         ("no summary at all", {}),

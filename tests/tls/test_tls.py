@@ -112,7 +112,9 @@ def test_devcert_writes_pem_files(tmp_path: Path) -> None:
     ],
     ids=["host", "cn", "host-overrides-cn"],
 )
-def test_devcert_common_name(tmp_path: Path, host: str | None, cn: str | None, expected: str) -> None:
+def test_devcert_common_name(
+    tmp_path: Path, host: str | None, cn: str | None, expected: str
+) -> None:
     cert_file, _ = _tls.make_ssl_devcert(str(tmp_path / "dev"), host=host, cn=cn)
     cert = x509.load_pem_x509_certificate(Path(cert_file).read_bytes())
     assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == expected

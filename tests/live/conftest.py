@@ -1,0 +1,215 @@
+"""Live servers for the real-client tests.
+
+Every server runs ``serve_live.py`` in a subprocess on 127.0.0.1 (a reserved
+ephemeral port) or on a unix socket, with the parser chosen by the ``impl``
+fixture: ``c`` (marked ``c_extension``) or ``py`` (``FASTSERVE_NO_EXTENSIONS=1``
+in the child's environment). The child reports the parser it loaded and the
+fixture checks it, so a missing extension fails the ``c`` leg instead of
+silently testing Python twice. Servers are module-scoped: a test module starts
+the configurations it needs once per implementation. Test modules mark
+themselves ``live`` (``pytestmark``).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import ephemeral_port_reserve
+import pytest
+
+SERVE = Path(__file__).with_name("serve_live.py")
+READY_TIMEOUT = 30.0
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """``http.client`` over a unix socket (``host`` is the socket path)."""
+
+    def __init__(self, path: str, timeout: float = 10) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.unix_path)
+
+
+def insecure_client_context() -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+class LiveServer:
+    """A server subprocess and helpers to talk to it."""
+
+    def __init__(self, app: str, impl: str, workdir: Path, **options: Any) -> None:
+        self.app, self.impl, self.options = app, impl, dict(options)
+        self.options.setdefault("hostname", "127.0.0.1")
+        self.options.setdefault("threaded", True)
+        host = self.options["hostname"]
+        self.unix_path: str | None = None
+        if host.startswith("unix://"):
+            self.unix_path = host[len("unix://") :]
+            self.options["port"] = 0
+        else:
+            self.options.setdefault("port", ephemeral_port_reserve.reserve(host))
+        self.host, self.port = host, int(self.options["port"])
+        self.tls = bool(self.options.get("ssl_context"))
+        self.scheme = "https" if self.tls else "http"
+        self.url = f"{self.scheme}://{self.host}:{self.port}"
+        self.log_path = workdir / f"{app}-{impl}-{self.port}.log"
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        if impl == "py":
+            env["FASTSERVE_NO_EXTENSIONS"] = "1"
+        else:
+            env.pop("FASTSERVE_NO_EXTENSIONS", None)
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(SERVE), app, json.dumps(self.options)],
+            env=env,
+            cwd=workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                status, _, _ = self.request("/ensure", timeout=2)
+                if status == 200:
+                    break
+            except (ConnectionError, FileNotFoundError, TimeoutError, ssl.SSLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"server not ready after {READY_TIMEOUT}s:\n{self.log()}")
+            time.sleep(0.05)
+        reported = self.log().splitlines()[0]
+        assert reported == f"PARSER_IMPL={self.impl}", f"server loaded {reported!r}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_log(self, *texts: str, timeout: float = 10) -> str:
+        """The log once it contains every one of ``texts`` (some lines follow the response)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            log = self.log()
+            if all(t in log for t in texts) or time.monotonic() > deadline:
+                return log
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self._log.close()
+
+    # --- clients -------------------------------------------------------------------------
+
+    def connect(self, timeout: float = 10) -> http.client.HTTPConnection:
+        """A new ``http.client`` connection (not yet connected)."""
+        if self.unix_path:
+            return UnixHTTPConnection(self.unix_path, timeout=timeout)
+        if self.tls:
+            return http.client.HTTPSConnection(
+                self.host, self.port, timeout=timeout, context=insecure_client_context()
+            )
+        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+
+    def request(
+        self, path: str, method: str = "GET", body: bytes | None = None,
+        headers: dict[str, str] | None = None, timeout: float = 10,
+    ) -> tuple[int, http.client.HTTPMessage, bytes]:  # fmt: skip
+        """One request on a fresh connection: ``(status, headers, body)``."""
+        conn = self.connect(timeout=timeout)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            response = conn.getresponse()
+            return response.status, response.headers, response.read()
+        finally:
+            conn.close()
+
+    def json(self, path: str, **kwargs: Any) -> Any:
+        status, _, body = self.request(path, **kwargs)
+        assert status == 200, (status, body)
+        return json.loads(body)
+
+    def calls(self) -> list[dict[str, Any]]:
+        """Requests the ``echo`` app has seen so far."""
+        result: list[dict[str, Any]] = self.json("/calls")
+        return result
+
+    def raw_socket(self, timeout: float = 10) -> socket.socket:
+        """A connected plain socket (TCP or unix) to the server."""
+        if self.unix_path:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(timeout)
+            sock.connect(self.unix_path)
+            return sock
+        return socket.create_connection((self.host, self.port), timeout=timeout)
+
+
+def recv_until_closed(sock: socket.socket, limit: int = 16 * 1024 * 1024) -> bytes:
+    """Everything the server sends until it closes the connection (bounded)."""
+    parts, size = [], 0
+    while size < limit:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        parts.append(chunk)
+        size += len(chunk)
+    return b"".join(parts)
+
+
+@pytest.fixture(
+    scope="session",
+    params=[pytest.param("c", marks=pytest.mark.c_extension), "py"],
+)
+def impl(request: pytest.FixtureRequest) -> str:
+    """The parser implementation the server subprocesses use."""
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def start_server(impl: str) -> Iterator[Callable[..., LiveServer]]:
+    """Start ``LiveServer(app, **options)`` instances; all are stopped at module end."""
+    workdir = Path(tempfile.mkdtemp(prefix="fs-live-"))  # short: unix socket paths live here
+    with ExitStack() as stack:
+
+        def start(app: str = "echo", **options: Any) -> LiveServer:
+            if options.get("hostname") == "unix":
+                options["hostname"] = f"unix://{workdir / f'{app}.sock'}"
+            server = LiveServer(app, impl, workdir, **options)
+            stack.callback(server.stop)
+            return server
+
+        yield start
+    shutil.rmtree(workdir, ignore_errors=True)

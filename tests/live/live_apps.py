@@ -1,0 +1,186 @@
+"""WSGI and Flask apps that the live tests serve (imported by ``serve_live.py``).
+
+``echo`` answers with a JSON description of the request (after reading the
+whole body) and records every call, so a test can prove that a refused request
+never reached the app: ``GET /calls`` returns the recorded calls and is itself
+not recorded, nor is the readiness probe ``/ensure``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+_calls: list[dict[str, Any]] = []
+_calls_lock = threading.Lock()
+
+
+def _json(start_response: StartResponse, data: Any, status: str = "200 OK") -> list[bytes]:
+    body = json.dumps(data).encode()
+    start_response(
+        status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+    )
+    return [body]
+
+
+def _read_body(environ: dict[str, Any]) -> bytes:
+    stream = environ["wsgi.input"]
+    if environ.get("wsgi.input_terminated"):
+        return b"".join(iter(lambda: stream.read(65536), b""))
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    parts, remaining = [], length
+    while remaining > 0:
+        chunk = stream.read(min(remaining, 65536))
+        if not chunk:
+            break
+        parts.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(parts)
+
+
+def _stream(count: int, delay: float) -> Iterator[bytes]:
+    for i in range(count):
+        if delay:
+            time.sleep(delay)
+        yield f"{i}\n".encode()
+
+
+def echo(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    path = environ["PATH_INFO"]
+    if path == "/ensure":
+        start_response("200 OK", [("Content-Length", "0")])
+        return []
+    if path == "/calls":
+        with _calls_lock:
+            return _json(start_response, list(_calls))
+    with _calls_lock:
+        _calls.append({"method": environ["REQUEST_METHOD"], "path": path})
+    if path == "/crash":
+        raise RuntimeError("crash requested")
+    if path == "/stream":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return _stream(5, 0.0)
+    if path == "/noread":
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "7")])
+        return [b"ignored"]
+    if path.startswith("/status/"):
+        code = int(path.rsplit("/", 1)[1])
+        start_response(f"{code} Custom", [("Content-Length", "0")])
+        return []
+    if path == "/big":
+        body = b"x" * (4 * 1024 * 1024)
+        start_response("200 OK", [("Content-Length", str(len(body)))])
+        return [body[i : i + 65536] for i in range(0, len(body), 65536)]
+    body = _read_body(environ)
+    return _json(
+        start_response,
+        {
+            "method": environ["REQUEST_METHOD"],
+            "path": path,
+            "query": environ["QUERY_STRING"],
+            "protocol": environ["SERVER_PROTOCOL"],
+            "scheme": environ["wsgi.url_scheme"],
+            "remote_addr": environ["REMOTE_ADDR"],
+            "remote_port": environ["REMOTE_PORT"],
+            "content_length": environ.get("CONTENT_LENGTH"),
+            "content_type": environ.get("CONTENT_TYPE"),
+            "input_terminated": bool(environ.get("wsgi.input_terminated")),
+            "headers": {k: v for k, v in environ.items() if k.startswith("HTTP_")},
+            "body_length": len(body),
+            "body_sha256": hashlib.sha256(body).hexdigest(),
+            "body": body[:200].decode("latin-1"),
+        },
+    )
+
+
+def make_flask_app() -> Any:
+    """A Flask app with the features users hit first."""
+    from flask import Flask, Response, abort, jsonify, request, stream_with_context
+
+    app = Flask("fastserve_live")
+    app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
+
+    @app.get("/")
+    def index() -> str:
+        return "Hello from Flask"
+
+    @app.get("/ensure")
+    def ensure() -> str:
+        return ""
+
+    @app.post("/json")
+    def json_echo() -> Any:
+        return jsonify(received=request.get_json(), method=request.method)
+
+    @app.get("/json")
+    def json_get() -> Any:
+        return jsonify(answer=42, items=[1, 2, 3])
+
+    @app.post("/form")
+    def form() -> Any:
+        return jsonify(form=request.form.to_dict(), files=sorted(request.files))
+
+    @app.post("/data")
+    def data() -> Any:
+        body = request.get_data()
+        return jsonify(length=len(body), sha256=hashlib.sha256(body).hexdigest())
+
+    @app.get("/stream")
+    def stream() -> Response:
+        def generate() -> Iterator[str]:
+            for i in range(5):
+                yield f"line {i}\n"
+
+        return Response(stream_with_context(generate()), mimetype="text/plain")
+
+    @app.get("/error")
+    def error() -> str:
+        raise RuntimeError("boom from a Flask view")
+
+    @app.get("/teapot")
+    def teapot() -> str:
+        abort(418)
+
+    return app
+
+
+def make_sock_app() -> Any:
+    """A flask-sock echo websocket: proves ``werkzeug.socket`` takeover works."""
+    from flask import Flask
+    from flask_sock import Sock
+
+    app = Flask("fastserve_live_sock")
+    sock = Sock(app)
+
+    @app.get("/ensure")
+    def ensure() -> str:
+        return ""
+
+    @app.get("/")
+    def index() -> str:
+        return "plain HTTP still works"
+
+    @sock.route("/echo")
+    def echo_ws(ws: Any) -> None:
+        while True:
+            message = ws.receive()
+            if message == "bye":
+                ws.close(reason=1000, message="bye")
+                return
+            ws.send(message)
+
+    return app
+
+
+APPS: dict[str, Callable[[], WSGIApp]] = {
+    "echo": lambda: echo,
+    "flask": make_flask_app,
+    "sock": make_sock_app,
+}

@@ -1,0 +1,44 @@
+"""Start one live-test server: ``python serve_live.py <app> <json options>``.
+
+Options: ``mode`` (``"run_simple"``, the default, or ``"make_server"``), and the
+keyword arguments of that function (``hostname``, ``port``, ``threaded``,
+``processes``, ``ssl_context``...). ``ssl_context`` may be ``"adhoc"`` or a
+``[cert, key]`` list (turned into the tuple ``run_simple`` expects). The parser
+implementation follows ``FASTSERVE_NO_EXTENSIONS`` in the environment; the
+first line on stdout names it, so the test can check it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import live_apps  # noqa: E402
+
+import fastserve.parser  # noqa: E402
+from fastserve import serving  # noqa: E402
+
+
+def main() -> None:
+    app = live_apps.APPS[sys.argv[1]]()
+    options = json.loads(sys.argv[2])
+    mode = options.pop("mode", "run_simple")
+    if isinstance(options.get("ssl_context"), list):
+        options["ssl_context"] = tuple(options["ssl_context"])
+    print(f"PARSER_IMPL={fastserve.parser.PARSER_IMPL}", flush=True)
+    if mode == "make_server":
+        host, port = options.pop("hostname"), options.pop("port")
+        server = serving.make_server(host, port, app, **options)
+        try:
+            server.serve_forever()
+        finally:
+            server.server_close()
+    else:
+        serving.run_simple(application=app, **options)
+
+
+if __name__ == "__main__":
+    main()
