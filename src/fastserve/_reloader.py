@@ -42,6 +42,7 @@ Where this differs from werkzeug (all deliberate):
 
 from __future__ import annotations
 
+import atexit
 import fnmatch
 import os
 import signal
@@ -394,6 +395,31 @@ def _wait_until_stable(path: str) -> None:
         last = current
 
 
+def _exit_for_restart() -> t.NoReturn:
+    """Exit with 3 so the parent starts a new child - quickly.
+
+    ``SystemExit`` unwinds as usual (``run_simple``'s ``finally`` closes the
+    server, the user's ``finally`` blocks run), and so do ``atexit`` handlers
+    (logging is flushed). Only the interpreter's module teardown is skipped:
+    with Flask loaded it takes 0.15-0.35 s here, a third of a restart.
+    """
+    atexit.register(_skip_teardown)
+    sys.exit(_RESTART_CODE)
+
+
+def _skip_teardown() -> None:
+    # Registered last, so it runs first: run every other handler, then leave.
+    atexit.unregister(_skip_teardown)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except Exception:
+            pass
+    os._exit(_RESTART_CODE)
+
+
 # --- loops -------------------------------------------------------------------
 
 
@@ -465,7 +491,7 @@ class ReloaderLoop:
     def trigger_reload(self, filename: str) -> None:
         """Log the change and exit with 3 so the parent starts a new child."""
         self.log_reload(filename)
-        sys.exit(_RESTART_CODE)
+        _exit_for_restart()
 
     def log_reload(self, filename: str | bytes) -> None:
         """Log `` * Detected change in '<abs path>', reloading``."""
@@ -599,6 +625,7 @@ class WatchdogReloaderLoop(_ScanningLoop):
                 dest = _str(event.dest_path)
                 if dest and accept(dest):
                     path = dest
+                loop._event_type = event.event_type
                 loop.trigger_reload(path)
 
         name = Observer.__name__.lower()
@@ -612,6 +639,8 @@ class WatchdogReloaderLoop(_ScanningLoop):
         self._rescan = False
         self._changed: str | None = None
         self._last_event = 0.0
+        self._event_type = ""
+        self._complete = False
         self._lock = threading.Lock()
         self.watches: dict[tuple[str, bool], t.Any] = {}
 
@@ -621,6 +650,8 @@ class WatchdogReloaderLoop(_ScanningLoop):
         filename = _str(filename)
         with self._lock:
             first = self._changed is None
+            # Reported on close-after-write or rename: the file is complete.
+            self._complete = self._complete or self._event_type in {"closed", "moved"}
             if first:
                 self._changed = filename
             self._last_event = time.monotonic()
@@ -647,7 +678,7 @@ class WatchdogReloaderLoop(_ScanningLoop):
     def run(self) -> None:
         while self.should_restart() is None:
             pass
-        sys.exit(_RESTART_CODE)
+        _exit_for_restart()
 
     def should_restart(self) -> str | None:
         deadline = time.monotonic() + self.interval
@@ -663,7 +694,7 @@ class WatchdogReloaderLoop(_ScanningLoop):
                     self._refresh_watches()
         # Settle: wait until the writes stopped (events quiet for one step).
         stop = time.monotonic() + _SETTLE_MAX
-        while time.monotonic() < stop:
+        while not self._complete and time.monotonic() < stop:
             with self._lock:
                 quiet_since = time.monotonic() - self._last_event
             if quiet_since >= _SETTLE_STEP:
@@ -725,8 +756,10 @@ class WatchfilesReloaderLoop(_ScanningLoop):
     """
 
     name = "watchfiles"
-    #: Milliseconds of quiet after a change before it is reported.
-    step_ms = 20
+    #: Milliseconds of quiet after a change before it is reported; also how
+    #: often the Rust loop wakes when idle (20 ms cost as much idle CPU as
+    #: werkzeug's whole stat loop).
+    step_ms = 50
     #: Longest a burst of changes is grouped, in milliseconds.
     debounce_ms = 400
 

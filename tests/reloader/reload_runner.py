@@ -8,6 +8,7 @@ broken). The child prints one ``RUNNING ...`` line per start.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import sys
@@ -39,4 +40,12 @@ if os.environ.get("WERKZEUG_RUN_MAIN") == "true" and target.VALUE == "exit7":
     # A child that dies at startup (e.g. its app fails to import).
     sys.exit(7)
 
-run_with_reloader(serve, **json.loads(sys.argv[1]))
+if os.environ.get("WERKZEUG_RUN_MAIN") == "true":
+    # A restart must still run the program's cleanup: finally blocks and atexit.
+    atexit.register(print, f"ATEXIT pid={os.getpid()}", flush=True)
+
+try:
+    run_with_reloader(serve, **json.loads(sys.argv[1]))
+finally:
+    if os.environ.get("WERKZEUG_RUN_MAIN") == "true":
+        print(f"FINALLY pid={os.getpid()}", flush=True)

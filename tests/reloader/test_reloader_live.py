@@ -58,6 +58,10 @@ def test_edit_restarts_child(project: Path, start, reloader_type: str) -> None:
     write_module(target, "VALUE = 2\n")
     detected = proc.expect("Detected change in")
     assert detected.endswith(f" * Detected change in {str(target)!r}, reloading")
+    # The old child ran its cleanup before exiting.
+    old_pid = first.split()[1]
+    assert proc.expect("FINALLY") == f"FINALLY {old_pid}"
+    assert proc.expect("ATEXIT") == f"ATEXIT {old_pid}"
     proc.expect(RESTART_LINE[reloader_type])
     second = proc.expect("RUNNING")
     assert "value=2" in second
