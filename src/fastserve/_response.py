@@ -33,6 +33,9 @@ from email.utils import formatdate
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
+from werkzeug import _internal as _wz_internal
+
+from ._body import EMPTY_INPUT
 from .parser import serialize_response_head
 
 if TYPE_CHECKING:
@@ -191,7 +194,9 @@ class Exchange:
         else:
             framing = _CLOSE
         self.framing = framing
-        if keep and (framing == _CLOSE or not conn.body_allows_keep_alive()):
+        if keep and (
+            framing == _CLOSE or (conn.reader is not EMPTY_INPUT and not conn.body_allows_keep_alive())
+        ):
             keep = False
         self.keep = keep
         if not keep:
@@ -200,7 +205,12 @@ class Exchange:
         elif self.http10_keep_alive:
             extra += b"Connection: keep-alive\r\n"
         self.head_sent = True
-        conn.log_status(code)
+        # the access line, when the status is known (werkzeug logs it then)
+        if conn.log_checked:
+            if _wz_internal._logger.isEnabledFor(20):  # type: ignore[union-attr]
+                conn.handler.log_request(code)
+        else:
+            conn.handler.log_request(code)
         return head + extra + b"\r\n"
 
     def send(self, data: bytes) -> None:
@@ -237,17 +247,26 @@ class Exchange:
         """Send a body that is known completely (the application returned a list)."""
         if type(body) is not bytes and not isinstance(body, (bytes, bytearray)):
             raise AssertionError("applications must write bytes")
-        head = self._commit(len(body))
-        if self.framing == _NONE or not body:
+        size = len(body)
+        head = self._commit(size)
+        framing = self.framing
+        if framing == _NONE or not size:
             self.conn.send(head)
         else:
-            body = self._frame(body)
-            if len(body) < 65536:
+            if framing == _LENGTH:
+                left = self.left
+                if size != left:
+                    self.keep = False  # the declared Content-Length is wrong
+                    if size > left:
+                        body = body[:left]
+                self.left = 0
+            elif framing == _CHUNKED:
+                body = b"%x\r\n%s\r\n0\r\n\r\n" % (size, body)
+            if size < 65536:
                 self.conn.send(head + body)
             else:
                 self.conn.send(head)
                 self.conn.send(body)
-        self._check_length()
 
     def finish(self) -> None:
         """The application's iterable is exhausted."""

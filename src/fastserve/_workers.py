@@ -120,7 +120,7 @@ class LeaderFollowers:
                         " wait until one is free.",
                     )
                 return
-            engine.leader_token += 1
+            engine.demote()
 
     def _follow(self) -> bool:
         """Wait to become the leader; False when this thread should exit."""

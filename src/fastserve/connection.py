@@ -212,7 +212,9 @@ class HTTPConnection:
         "send_failed",
         "linger_bytes",
         "lingering",
+        "disabled",
         "recv_timeout",
+        "log_checked",
     )
 
     def __init__(self, server: BaseWSGIServer, sock: socket.socket, addr: Any) -> None:
@@ -242,7 +244,10 @@ class HTTPConnection:
         self.linger_bytes = 0
         #: half-closed after the last response; input is only discarded
         self.lingering = False
+        #: taken out of the poller while a non-leader thread serves it
+        self.disabled = False
         self.recv_timeout = server.read_timeout
+        self.log_checked = False
         if not self.compat:
             handler = cls.__new__(cls)
             handler.server = server
@@ -255,6 +260,13 @@ class HTTPConnection:
             self.proto11 = version >= "HTTP/1.1"
             self.server_line = b"Server: " + handler.version_string().encode("latin-1") + b"\r\n"
             self.parser = RequestParser()
+            # The access line may be skipped when INFO is off, unless a subclass
+            # logs elsewhere (overrides log/log_request).
+            _logging.get_logger()
+            self.log_checked = (
+                cls.log is _wz_serving.WSGIRequestHandler.log
+                and cls.log_request is WSGIRequestHandler.log_request
+            )
             if not self.tls_pending:
                 self.base_env = connection_environ(handler, server, sock)
 
@@ -590,10 +602,6 @@ class HTTPConnection:
         if self.expect and not self.continue_sent:
             return False
         return left <= self.server.drain_limit
-
-    def log_status(self, code: int) -> None:
-        """The status is known: the access line (werkzeug logs it at this moment)."""
-        self.handler.log_request(code)
 
     def _run_compat(self) -> int:
         """Run a stdlib-style handler class on this connection, then close it."""

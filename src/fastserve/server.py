@@ -79,21 +79,22 @@ except AttributeError:  # pragma: no cover - Windows
 
 
 class _EpollPoller:
-    """epoll with one-shot connection registrations (Linux)."""
-
-    _ARMED = select.EPOLLIN | select.EPOLLONESHOT if hasattr(select, "epoll") else 0
+    """Level-triggered epoll (Linux). A connection stays registered while a
+    thread serves it; only when that thread stops being the leader is its
+    connection disabled (see ``Engine.demote``), so a request costs no
+    ``epoll_ctl`` call."""
 
     def __init__(self) -> None:
         self._ep = select.epoll()
 
-    def add_level(self, fd: int) -> None:
+    def add(self, fd: int) -> None:
         self._ep.register(fd, select.EPOLLIN)
 
-    def arm(self, fd: int, first: bool) -> None:
-        if first:
-            self._ep.register(fd, self._ARMED)
-        else:
-            self._ep.modify(fd, self._ARMED)
+    def enable(self, fd: int) -> None:
+        self._ep.modify(fd, select.EPOLLIN)
+
+    def disable(self, fd: int) -> None:
+        self._ep.modify(fd, 0)
 
     def remove(self, fd: int) -> None:
         try:
@@ -109,21 +110,18 @@ class _EpollPoller:
 
 
 class _SelectorPoller:
-    """Portable fallback: one-shot emulated by unregistering on each event."""
+    """Portable fallback on :mod:`selectors` (disable = unregister)."""
 
     def __init__(self) -> None:
         self._sel = selectors.DefaultSelector()
-        self._level: set[int] = set()
 
-    def add_level(self, fd: int) -> None:
-        self._sel.register(fd, selectors.EVENT_READ)
-        self._level.add(fd)
-
-    def arm(self, fd: int, first: bool) -> None:
+    def add(self, fd: int) -> None:
         try:
             self._sel.register(fd, selectors.EVENT_READ)
         except (KeyError, ValueError):
             pass
+
+    enable = add
 
     def remove(self, fd: int) -> None:
         try:
@@ -131,14 +129,10 @@ class _SelectorPoller:
         except (KeyError, ValueError):
             pass
 
+    disable = remove
+
     def poll(self, timeout: float) -> list[int]:
-        out = []
-        for key, _ in self._sel.select(timeout):
-            fd = key.fd
-            if fd not in self._level:
-                self.remove(fd)
-            out.append(fd)
-        return out
+        return [key.fd for key, _ in self._sel.select(timeout)]
 
     def close(self) -> None:
         self._sel.close()
@@ -167,12 +161,12 @@ class Engine:
         self.listen_fd = self.listener.fileno()
         self.is_tcp = server.address_family != af_unix
         self.listener.setblocking(False)
-        self.poller.add_level(self.listen_fd)
+        self.poller.add(self.listen_fd)
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self.wake_fd = self._wake_r.fileno()
-        self.poller.add_level(self.wake_fd)
+        self.poller.add(self.wake_fd)
         #: every connection the engine knows, parked or busy, by fd
         self.conns: dict[int, HTTPConnection] = {}
         self.stopping = False
@@ -181,6 +175,8 @@ class Engine:
         self.busy = False
         self.gen = 0
         self.leader_token = 0
+        #: the connection the leader is serving
+        self.current: HTTPConnection | None = None
         self._next_sweep = 0.0
 
     # -- the loop ------------------------------------------------------------------
@@ -198,7 +194,7 @@ class Engine:
                 if self.stopping or self.closed:
                     return
                 raise
-            for i, fd in enumerate(fds):
+            for fd in fds:
                 if fd == listen_fd:
                     self._accept(token)
                 elif fd == wake_fd:
@@ -207,10 +203,7 @@ class Engine:
                     conn = conns.get(fd)
                     if conn is not None:
                         self._dispatch(conn)
-                if self.leader_token != token:
-                    self._rearm_rest(fds[i + 1 :])
-                    return
-                if self.stopping:
+                if self.leader_token != token or self.stopping:
                     return
             now = time.monotonic()
             if now >= self._next_sweep:
@@ -257,6 +250,7 @@ class Engine:
                 if not conn.parked:
                     return
                 conn.parked = False
+        self.current = conn
         self.gen += 1
         self.busy = True
         try:
@@ -268,31 +262,51 @@ class Engine:
         self.busy = False
         self._settle(conn, state, first)
 
+    def demote(self) -> None:
+        """Called (lock held) when another thread becomes the leader: the
+        connection this leader is serving leaves the poller until it is done."""
+        conn = self.current
+        if conn is not None and not conn.parked and not conn.disabled and not self.closed:
+            conn.disabled = True
+            try:
+                self.poller.disable(conn.fd)
+            except (OSError, ValueError):
+                pass
+        self.leader_token += 1
+
     def _settle(self, conn: HTTPConnection, state: int, first: bool = False) -> None:
         if state == PARK or state == LINGER:
-            now = time.monotonic()
             server = self.server
             if state == LINGER:
                 if not conn.lingering:
                     conn.lingering = True
                     conn.start_linger()
-                    conn.deadline = now + server.linger_timeout
+                    conn.deadline = time.monotonic() + server.linger_timeout
             elif conn.buf:
                 conn.deadline = conn.head_started + server.request_head_timeout
             else:
-                conn.deadline = now + server.keep_alive_timeout
-            with self.lock:
-                if self.closed:
-                    closed = True
-                else:
-                    closed = False
-                    conn.parked = True
-                    try:
-                        self.poller.arm(conn.fd, first)
-                    except (OSError, ValueError):
-                        conn.parked = False
-                        closed = True
-            if closed:
+                conn.deadline = time.monotonic() + server.keep_alive_timeout
+            if first or conn.disabled:
+                with self.lock:
+                    closed = self.closed
+                    if not closed:
+                        try:
+                            if first:
+                                self.poller.add(conn.fd)
+                            else:
+                                self.poller.enable(conn.fd)
+                            conn.disabled = False
+                        except (OSError, ValueError):
+                            closed = True
+                if closed:
+                    self._drop(conn, registered=not first)
+                    return
+            conn.parked = True
+            if self.closed:
+                with self.lock:
+                    if not conn.parked:
+                        return  # server_close() took it
+                    conn.parked = False
                 self._drop(conn, registered=not first)
         elif state == CLOSE:
             self._drop(conn, registered=not first)
@@ -307,16 +321,6 @@ class Engine:
         if self.conns.get(fd) is conn:
             del self.conns[fd]
         conn.close()
-
-    def _rearm_rest(self, fds: list[int]) -> None:
-        # demoted mid-batch: give the unserved events back to the new leader
-        for fd in fds:
-            conn = self.conns.get(fd)
-            if conn is not None and conn.parked:
-                try:
-                    self.poller.arm(fd, False)
-                except (OSError, ValueError):
-                    pass
 
     def _sweep(self, now: float) -> None:
         expired = []
