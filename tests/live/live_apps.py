@@ -20,6 +20,7 @@ WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 _calls: list[dict[str, Any]] = []
 _calls_lock = threading.Lock()
+_released = threading.Event()
 
 
 def _json(start_response: StartResponse, data: Any, status: str = "200 OK") -> list[bytes]:
@@ -74,6 +75,28 @@ def echo(environ: dict[str, Any], start_response: StartResponse) -> Iterable[byt
         code = int(path.rsplit("/", 1)[1])
         start_response(f"{code} Custom", [("Content-Length", "0")])
         return []
+    if path == "/threads":
+        return _json(start_response, {"threads": threading.active_count()})
+    if path == "/block":  # holds its thread until /release (or 30 s)
+        released = _released.wait(30)
+        return _json(start_response, {"released": released})
+    if path == "/release":
+        _released.set()
+        return _json(start_response, {"released": True})
+    if path == "/badheader":
+        start_response("200 OK", [("X-Bad", "a\r\nInjected: 1"), ("Content-Length", "2")])
+        return [b"ok"]
+    if path == "/short":  # declares more than it sends
+        start_response("200 OK", [("Content-Length", "10")])
+        return [b"12345"]
+    if path == "/long":  # declares less than it sends
+        start_response("200 OK", [("Content-Length", "3")])
+        return [b"too", b"long"]
+    if path == "/write":
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        write(b"via ")
+        write(b"write")
+        return [b"+iterable"]
     if path == "/big":
         body = b"x" * (4 * 1024 * 1024)
         start_response("200 OK", [("Content-Length", str(len(body)))])
