@@ -1,0 +1,98 @@
+"""Fixtures for the server tests: both parser implementations, servers in a
+thread on loopback, raw-socket clients, captured log records.
+
+Every test here runs twice (``c`` / ``py``): the autouse ``server_parser``
+fixture points the connection layer's parser names (``RequestParser``,
+``ChunkedDecoder``, ``serialize_response_head``) at one implementation.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable, Iterator
+from types import ModuleType
+from typing import Any
+
+import pytest
+from server_helpers import LogCapture, Running
+
+import fastserve._body
+import fastserve._response
+import fastserve.connection
+from fastserve.connection import WSGIRequestHandler
+from fastserve.server import make_server
+
+
+@pytest.fixture(
+    autouse=True,
+    params=[pytest.param("c", marks=pytest.mark.c_extension), "py"],
+)
+def server_parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """The parser module the connection layer uses in this test."""
+    name = "fastserve._parser" if request.param == "c" else "fastserve._parser_py"
+    mod = importlib.import_module(name)
+    monkeypatch.setattr(fastserve.connection, "RequestParser", mod.RequestParser)
+    monkeypatch.setattr(fastserve._body, "ChunkedDecoder", mod.ChunkedDecoder)
+    monkeypatch.setattr(fastserve._response, "serialize_response_head", mod.serialize_response_head)
+    return mod
+
+
+@pytest.fixture(autouse=True)
+def _restore_protocol_version() -> Iterator[None]:
+    # threaded servers set protocol_version on the handler class (werkzeug's
+    # sticky behaviour); keep tests independent of each other
+    saved = WSGIRequestHandler.__dict__.get("protocol_version")
+    yield
+    if saved is None:
+        if "protocol_version" in WSGIRequestHandler.__dict__:
+            del WSGIRequestHandler.protocol_version
+    else:
+        WSGIRequestHandler.protocol_version = saved
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., Running]]:
+    """``serve(app, threaded=True, handler=None, **class_attrs)`` -> :class:`Running`.
+
+    ``class_attrs`` become class attributes of a throwaway server subclass
+    (timeouts, limits), as users would set them.
+    """
+    running: list[Running] = []
+
+    def start(
+        app: Any,
+        threaded: bool = True,
+        handler: type | None = None,
+        passthrough_errors: bool = False,
+        **class_attrs: Any,
+    ) -> Running:
+        srv = make_server(
+            "127.0.0.1",
+            0,
+            app,
+            threaded=threaded,
+            request_handler=handler,
+            passthrough_errors=passthrough_errors,
+        )
+        if class_attrs:
+            srv.__class__ = type("TestServer", (type(srv),), class_attrs)
+        r = Running(srv)
+        running.append(r)
+        return r
+
+    yield start
+    for r in running:
+        r.stop()
+
+
+@pytest.fixture
+def logs() -> Iterator[LogCapture]:
+    logger = logging.getLogger("werkzeug")
+    handler = LogCapture()
+    old_level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    yield handler
+    logger.removeHandler(handler)
+    logger.setLevel(old_level)
