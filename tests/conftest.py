@@ -14,6 +14,7 @@ import os
 from types import ModuleType
 
 import pytest
+from hypothesis import settings as _hypothesis_settings
 
 import fastserve.parser
 
@@ -43,3 +44,14 @@ def parser_impl(request: pytest.FixtureRequest) -> ModuleType:
     """The parser module under test: ``fastserve._parser`` or ``fastserve._parser_py``."""
     name = "fastserve._parser" if request.param == "c" else "fastserve._parser_py"
     return importlib.import_module(name)
+
+
+# Hypothesis profiles: "ci" (selected when the CI environment variable is set) is
+# reproducible and thorough; "dev" (the default) explores new examples on every run.
+# Neither has a deadline: timing lives in bench/, never in tests. HYPOTHESIS_PROFILE
+# picks one explicitly.
+_hypothesis_settings.register_profile("ci", deadline=None, derandomize=True, max_examples=300)
+_hypothesis_settings.register_profile("dev", deadline=None)
+_hypothesis_settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
+)
