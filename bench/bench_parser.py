@@ -2,7 +2,7 @@
 
 Run (from the repository root, in the project's venv; the extension must be built)::
 
-    .venv/bin/python bench/bench_parser.py            # full run: 15 interleaved repeats
+    .venv/bin/python bench/bench_parser.py            # full run: 21 interleaved repeats
     .venv/bin/python bench/bench_parser.py --quick    # smoke run, a few seconds
     .venv/bin/python bench/bench_parser.py --repeat 31
 
@@ -515,10 +515,12 @@ def versions_line() -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="smoke run: 3 repeats of short batches")
-    ap.add_argument("--repeat", type=int, default=None, help="interleaved repeats (default 15; --quick: 3)")
+    ap.add_argument(
+        "--repeat", type=int, default=None, help="interleaved repeats (default 21; --quick: 3)"
+    )
     ap.add_argument("--batch-ms", type=float, default=None, help="length of one timed batch")
     args = ap.parse_args(argv)
-    repeats = args.repeat or (3 if args.quick else 15)
+    repeats = args.repeat or (3 if args.quick else 21)
     batch_ns = (args.batch_ms or (5.0 if args.quick else 40.0)) * 1e6
 
     runners: dict[str, Runner] = {}
