@@ -194,9 +194,9 @@ class Exchange:
         else:
             framing = _CLOSE
         self.framing = framing
-        if keep and (
-            framing == _CLOSE or (conn.reader is not EMPTY_INPUT and not conn.body_allows_keep_alive())
-        ):
+        if keep and framing == _CLOSE:
+            keep = False
+        elif keep and conn.reader is not EMPTY_INPUT and not conn.body_allows_keep_alive():
             keep = False
         self.keep = keep
         if not keep:
@@ -215,6 +215,8 @@ class Exchange:
 
     def send(self, data: bytes) -> None:
         """Send one piece of the body (the head first, with it)."""
+        if self.status is None:
+            raise AssertionError("write() before start_response")
         if type(data) is not bytes and not isinstance(data, (bytes, bytearray)):
             raise AssertionError("applications must write bytes")
         if not data:
@@ -245,6 +247,8 @@ class Exchange:
 
     def send_whole(self, body: bytes) -> None:
         """Send a body that is known completely (the application returned a list)."""
+        if self.status is None:
+            raise AssertionError("write() before start_response")
         if type(body) is not bytes and not isinstance(body, (bytes, bytearray)):
             raise AssertionError("applications must write bytes")
         size = len(body)

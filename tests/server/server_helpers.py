@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -16,8 +17,16 @@ class Running:
 
     def __init__(self, server: BaseWSGIServer) -> None:
         self.server = server
-        self.thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
+        #: what serve_forever raised (passthrough_errors)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run)
         self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.server.serve_forever(poll_interval=0.1)
+        except BaseException as e:
+            self.error = e
 
     @property
     def port(self) -> int:
@@ -50,6 +59,18 @@ class LogCapture(logging.Handler):
 
     def text(self) -> str:
         return "\n".join(self.messages)
+
+    def wait_for(self, fragment: str, timeout: float = 5.0) -> str:
+        """The first message containing ``fragment``, waiting for it to be
+        logged (error lines are logged after the response went out)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for message in self.messages:
+                if fragment in message:
+                    return message
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no log message contains {fragment!r}: {self.messages}")
+            time.sleep(0.01)
 
 
 def recv_all(sock: socket.socket, timeout: float = 5.0) -> bytes:
