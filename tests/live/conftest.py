@@ -54,6 +54,12 @@ def insecure_client_context() -> ssl.SSLContext:
     return ctx
 
 
+def _free_ipv6_port(host: str) -> int:
+    with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
 class LiveServer:
     """A server subprocess and helpers to talk to it."""
 
@@ -66,12 +72,15 @@ class LiveServer:
         if host.startswith("unix://"):
             self.unix_path = host[len("unix://") :]
             self.options["port"] = 0
+        elif ":" in host:  # IPv6: ephemeral_port_reserve only resolves IPv4 names
+            self.options.setdefault("port", _free_ipv6_port(host))
         else:
             self.options.setdefault("port", ephemeral_port_reserve.reserve(host))
         self.host, self.port = host, int(self.options["port"])
         self.tls = bool(self.options.get("ssl_context"))
         self.scheme = "https" if self.tls else "http"
-        self.url = f"{self.scheme}://{self.host}:{self.port}"
+        url_host = f"[{host}]" if ":" in host and not self.unix_path else host
+        self.url = f"{self.scheme}://{url_host}:{self.port}"
         self.log_path = workdir / f"{app}-{impl}-{self.port}.log"
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         if impl == "py":
@@ -187,6 +196,52 @@ def recv_until_closed(sock: socket.socket, limit: int = 16 * 1024 * 1024) -> byt
         parts.append(chunk)
         size += len(chunk)
     return b"".join(parts)
+
+
+def read_response(sock: socket.socket, buf: bytearray) -> tuple[bytes, dict[str, str], bytes]:
+    """Read one Content-Length- or chunked-framed response from ``sock``.
+
+    ``buf`` carries bytes already received past the previous response.
+    Returns ``(status_line, headers with lower-case names, body)``.
+    """
+
+    def fill() -> None:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise EOFError(f"connection closed; buffered {bytes(buf)!r}")
+        buf.extend(chunk)
+
+    while b"\r\n\r\n" not in buf:
+        fill()
+    head, _, rest = bytes(buf).partition(b"\r\n\r\n")
+    del buf[: len(head) + 4]
+    status_line, *lines = head.split(b"\r\n")
+    headers = {}
+    for line in lines:
+        name, _, value = line.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
+    if "content-length" in headers:
+        size = int(headers["content-length"])
+        while len(buf) < size:
+            fill()
+        body = bytes(buf[:size])
+        del buf[:size]
+        return status_line, headers, body
+    if headers.get("transfer-encoding") == "chunked":
+        body = bytearray()
+        while True:
+            while b"\r\n" not in buf:
+                fill()
+            size_line, _, _ = bytes(buf).partition(b"\r\n")
+            del buf[: len(size_line) + 2]
+            size = int(size_line.split(b";")[0], 16)
+            while len(buf) < size + 2:
+                fill()
+            body += buf[:size]
+            del buf[: size + 2]
+            if size == 0:
+                return status_line, headers, bytes(body)
+    raise AssertionError(f"response without framing: {head!r}")
 
 
 @pytest.fixture(

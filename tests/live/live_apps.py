@@ -97,6 +97,16 @@ def echo(environ: dict[str, Any], start_response: StartResponse) -> Iterable[byt
         write(b"via ")
         write(b"write")
         return [b"+iterable"]
+    if path == "/readall":  # read() without a size, as many apps do
+        data = environ["wsgi.input"].read()
+        return _json(start_response, {"body": data.decode("latin-1")})
+    if path == "/app-close":  # the app asks for the connection to close
+        start_response("200 OK", [("Content-Length", "3"), ("Connection", "close")])
+        return [b"bye"]
+    if path == "/many-headers":
+        headers = [(f"X-Header-{i}", f"value {i}") for i in range(90)]  # http.client takes 100
+        start_response("200 OK", [*headers, ("Content-Length", "2")])
+        return [b"ok"]
     if path == "/big":
         body = b"x" * (4 * 1024 * 1024)
         start_response("200 OK", [("Content-Length", str(len(body)))])

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from http import HTTPStatus
 
 import pytest
-from conftest import LiveServer, recv_until_closed
+from conftest import LiveServer, read_response, recv_until_closed
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(120)]
 
@@ -19,52 +19,6 @@ pytestmark = [pytest.mark.live, pytest.mark.timeout(120)]
 @pytest.fixture(scope="module")
 def server(start_server: Callable[..., LiveServer]) -> LiveServer:
     return start_server("echo")
-
-
-def read_response(sock: socket.socket, buf: bytearray) -> tuple[bytes, dict[str, str], bytes]:
-    """Read one Content-Length- or chunked-framed response from ``sock``.
-
-    ``buf`` carries bytes already received past the previous response.
-    Returns ``(status_line, headers with lower-case names, body)``.
-    """
-
-    def fill() -> None:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise EOFError(f"connection closed; buffered {bytes(buf)!r}")
-        buf.extend(chunk)
-
-    while b"\r\n\r\n" not in buf:
-        fill()
-    head, _, rest = bytes(buf).partition(b"\r\n\r\n")
-    del buf[: len(head) + 4]
-    status_line, *lines = head.split(b"\r\n")
-    headers = {}
-    for line in lines:
-        name, _, value = line.decode("latin-1").partition(":")
-        headers[name.strip().lower()] = value.strip()
-    if "content-length" in headers:
-        size = int(headers["content-length"])
-        while len(buf) < size:
-            fill()
-        body = bytes(buf[:size])
-        del buf[:size]
-        return status_line, headers, body
-    if headers.get("transfer-encoding") == "chunked":
-        body = bytearray()
-        while True:
-            while b"\r\n" not in buf:
-                fill()
-            size_line, _, _ = bytes(buf).partition(b"\r\n")
-            del buf[: len(size_line) + 2]
-            size = int(size_line.split(b";")[0], 16)
-            while len(buf) < size + 2:
-                fill()
-            body += buf[:size]
-            del buf[: size + 2]
-            if size == 0:
-                return status_line, headers, bytes(body)
-    raise AssertionError(f"response without framing: {head!r}")
 
 
 def test_pipelined_requests_answered_in_order(server: LiveServer) -> None:
