@@ -1,0 +1,144 @@
+"""Compiled HTTP/1.1 request parser (``fastserve._parser``, built from ``_parser.pyx``).
+
+Same API and behaviour as the pure-Python twin :mod:`fastserve._parser_py`, which
+is the executable spec; the contract is ``docs/parsing.md``. Use
+:mod:`fastserve.parser`, which picks this module when it is available.
+"""
+
+from typing import Any, TypeAlias, final
+
+_Buffer: TypeAlias = bytes | bytearray | memoryview
+
+__all__ = ["RequestParser", "ChunkedDecoder", "serialize_response_head"]
+
+@final
+class RequestParser:
+    """Incremental HTTP/1.1 request-head parser (RFC 9112 §2-§6).
+
+    One instance per connection. Call :meth:`parse` with the bytes received for
+    the current request; it returns ``0`` while the head is incomplete (having
+    checked everything received so far, so a defect is refused at the first bad
+    byte) and the head's length once the final empty line is in. The results
+    below are then valid until the next call; the next call starts a new request.
+
+    :param max_request_line: longest request line accepted, CRLF excluded
+        (``RequestLineTooLongError``, 414, beyond).
+    :param max_field_line: longest field line accepted, CRLF excluded
+        (``HeaderFieldTooLargeError``, 431, beyond).
+    :param max_head: most bytes of request line plus field lines, CRLFs
+        excluded, plus 2 per skipped empty line (``HeadTooLargeError``, 431).
+    :param max_fields: most field lines, obs-fold lines included
+        (``TooManyHeadersError``, 431).
+    """
+
+    max_request_line: int
+    max_field_line: int
+    max_head: int
+    max_fields: int
+
+    @property
+    def environ(self) -> dict[str, Any]:
+        """The request's environ entries: REQUEST_METHOD, SCRIPT_NAME, PATH_INFO,
+        QUERY_STRING, REQUEST_URI, RAW_URI, SERVER_PROTOCOL, CONTENT_TYPE,
+        CONTENT_LENGTH and HTTP_*, with werkzeug 3.1's values. A new dict per request."""
+    @property
+    def method(self) -> str:
+        """The method as sent, e.g. ``"GET"``."""
+    @property
+    def version(self) -> str:
+        """``"HTTP/1.0"`` or ``"HTTP/1.1"``."""
+    @property
+    def content_length(self) -> int:
+        """The body length framed by Content-Length; ``0`` without a body; ``-1`` when chunked."""
+    @property
+    def chunked(self) -> bool:
+        """The body is framed by ``Transfer-Encoding: chunked`` (decode it with :class:`ChunkedDecoder`)."""
+    @property
+    def keep_alive(self) -> bool:
+        """The connection may stay open after the response (RFC 9112 §9.3)."""
+    @property
+    def must_close(self) -> bool:
+        """Framing is in doubt (Transfer-Encoding with Content-Length, or in an HTTP/1.0
+        request, RFC 9112 §6.3): close the connection after the response."""
+    @property
+    def expect_continue(self) -> bool:
+        """The request has ``Expect: 100-continue`` (RFC 9110 §10.1.1)."""
+    def __init__(
+        self,
+        max_request_line: int = ...,
+        max_field_line: int = ...,
+        max_head: int = ...,
+        max_fields: int = ...,
+    ) -> None: ...
+    def parse(self, data: _Buffer) -> int:
+        """Parse the request head at the start of ``data``.
+
+        :param data: the bytes received for this request so far, starting where the
+            previous request ended; across calls that returned 0, the same bytes
+            extended by new ones (completed lines are not scanned again).
+        :return: ``0`` while the head is incomplete, else the number of bytes the
+            head occupies (leading empty lines and the final empty line included);
+            a body or a pipelined request follows at ``data[n:]``.
+        :raises fastserve.errors.HTTPParseError: a subclass, at the first defect;
+            ``.status`` is the status to answer with. Call :meth:`reset` before
+            reusing the parser.
+        """
+    def reset(self) -> None:
+        """Forget a partly parsed head; the next :meth:`parse` starts a new request."""
+
+@final
+class ChunkedDecoder:
+    """Incremental decoder of a chunked request body (RFC 9112 §7.1).
+
+    Chunk extensions are skipped; trailer fields are checked like head fields
+    (same limits) and dropped.
+
+    :param max_field_line: longest chunk-size line or trailer line, CRLF excluded
+        (``HeaderFieldTooLargeError``, 431).
+    :param max_head: most bytes of trailer field lines, CRLFs excluded
+        (``HeadTooLargeError``, 431).
+    :param max_fields: most trailer field lines (``TooManyHeadersError``, 431).
+    """
+
+    max_field_line: int
+    max_head: int
+    max_fields: int
+
+    @property
+    def done(self) -> bool:
+        """The last chunk, the trailer section and its final CRLF have been consumed."""
+    def __init__(self, max_field_line: int = ..., max_head: int = ..., max_fields: int = ...) -> None: ...
+    def decode(self, data: _Buffer) -> tuple[bytes, int]:
+        """Decode what ``data`` holds of the body.
+
+        :param data: the bytes after what earlier calls consumed.
+        :return: ``(body bytes decoded from data, bytes of data consumed)``. A partial
+            chunk-size line, trailer line or post-data CRLF is left unconsumed (pass
+            it again with more bytes appended); a partial chunk's data is consumed and
+            returned. Bytes after the end of the message are never consumed.
+        :raises fastserve.errors.InvalidChunkError: malformed framing (400).
+        :raises fastserve.errors.HTTPParseError: a trailer defect or limit (400/431).
+        """
+
+def serialize_response_head(
+    version: bytes, status: str, headers: list[tuple[str, str]], preamble: bytes
+) -> tuple[bytes, int, int, int]:
+    """Build a response's status line and the application's header lines.
+
+    The result is ``version + b" " + status + b"\\r\\n" + preamble`` followed by
+    ``name + b": " + value + b"\\r\\n"`` per header, latin-1 encoded, without the
+    final empty line (the server appends framing headers and ``\\r\\n``).
+
+    :param version: the status line's HTTP-version, e.g. ``b"HTTP/1.1"``.
+    :param status: ``"3DIGIT [SP reason]"``, the code 100..999, the reason
+        latin-1 text without CR, LF or NUL.
+    :param headers: ``(name, value)`` pairs of ``str``: names are tokens, values
+        hold no CR, LF or NUL (RFC 9110 §5.5), both latin-1 encodable.
+    :param preamble: bytes inserted after the status line (e.g. Server, Date).
+    :return: ``(head, status code, Content-Length value or -1, flags)``; flags
+        bit 1: a ``Connection`` header with the ``close`` option, bit 2: a
+        ``Transfer-Encoding`` header, bit 4: a ``Content-Length`` header.
+    :raises ValueError: anything that could split the response, is not latin-1,
+        or an invalid Content-Length (not 1*DIGIT after OWS, or over 63 bits).
+    :raises TypeError: a status, name or value that is not ``str``.
+    """
