@@ -529,7 +529,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             runners[name] = factory()
         except NotInstalled as exc:
-            missing[name] = str(exc)
+            missing[name] = f"not installed ({exc})"
+        except Exception as exc:  # e.g. an incompatible version of a competitor
+            missing[name] = f"unusable ({exc!r})"
     if "werkzeug" not in runners:
         print("werkzeug is required as the baseline", file=sys.stderr)
         return 2
@@ -563,7 +565,7 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     crlf = b"\r\n"
-    sizes = {r: f"{r} ({len(d)} B, {d.count(crlf) - 2} fields)" for r, d in REQUESTS.items()}
+    sizes = {r: f"{r} ({len(d)} B, fields: {d.count(crlf) - 2})" for r, d in REQUESTS.items()}
     title = (
         f"request head -> WSGI environ, µs per request (median of {repeats} interleaved repeats)"
     )
@@ -579,7 +581,7 @@ def main(argv: list[str] | None = None) -> int:
     print("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|")
     for name in IMPLEMENTATIONS:
         if name in missing:
-            print(f"| {name} | " + " | ".join(["not installed"] * 3) + " | | |")
+            print(f"| {name} | " + " | ".join([missing[name].split(" (")[0]] * 3) + " | | |")
             continue
         if name not in runners:
             print(f"| {name} | " + " | ".join(["failed"] * 3) + " | | |")
@@ -596,7 +598,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(notes))
         print()
     for name, reason in missing.items():
-        print(f"- {name}: not installed ({reason})")
+        print(f"- {name}: {reason}")
 
     if "fastserve-c" in runners:
         typical_us = statistics.median(times["fastserve-c", "typical"]) / 1000
