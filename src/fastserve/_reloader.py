@@ -93,6 +93,8 @@ _RESTART_CODE = 3
 _SPAWN_TIME_ENV = "FASTSERVE_RELOADER_SPAWN_TIME"
 #: Seconds a parent waits for its child after forwarding SIGTERM / Ctrl+C.
 _CHILD_EXIT_TIMEOUT = 5.0
+#: Seconds a parent lets a signalled child exit on its own before forwarding.
+_SIGNAL_GRACE = 0.3
 #: A changed file must keep the same signature this long before restarting,
 #: so the new child never imports a half-written file.
 _SETTLE_STEP = 0.02
@@ -350,11 +352,11 @@ def _find_common_roots(paths: Iterable[str]) -> set[str]:
 class _PathFilter:
     """Decides whether a notified absolute path is a change worth a reload."""
 
-    def __init__(self, scan: _Scan) -> None:
-        self.scan = scan
+    def __init__(self, loop: _ScanningLoop) -> None:
+        self.loop = loop
 
     def __call__(self, path: str) -> bool:
-        scan = self.scan
+        scan = self.loop._scan
         if path in scan.files():
             return True
         if not path.endswith(_EVENT_SUFFIXES):
@@ -484,7 +486,7 @@ class ReloaderLoop:
             env = os.environ.copy()
             env["WERKZEUG_RUN_MAIN"] = "true"
             env[_SPAWN_TIME_ENV] = repr(time.time())
-            exit_code = _run_child(_get_args_for_reloading(), env)
+            exit_code = _spawn_and_wait(_get_args_for_reloading(), env)
             if exit_code != _RESTART_CODE:
                 return exit_code
 
@@ -499,20 +501,22 @@ class ReloaderLoop:
         _log("info", f" * Detected change in {filename!r}, reloading")
 
 
-def _run_child(args: list[str], env: dict[str, str]) -> int:
+def _spawn_and_wait(args: list[str], env: dict[str, str]) -> int:
     """Run the child; on SIGTERM/Ctrl+C in the parent, let it finish (bounded)."""
     proc = subprocess.Popen(args, env=env, close_fds=False)
     try:
         return proc.wait()
-    except BaseException as exc:
-        if isinstance(exc, SystemExit):  # SIGTERM: pass it on
-            proc.terminate()
-        # Ctrl+C reached the child too (same process group): just wait.
-        try:
-            proc.wait(timeout=_CHILD_EXIT_TIMEOUT)
-        except BaseException:
-            proc.kill()
-            proc.wait()
+    except BaseException:
+        # SIGTERM (SystemExit) or Ctrl+C: a signal sent to the process group
+        # reached the child too. Give it a moment, then pass SIGTERM on (a
+        # signal sent to the parent alone), and kill it only as a last resort.
+        for timeout, then in ((_SIGNAL_GRACE, proc.terminate), (_CHILD_EXIT_TIMEOUT, proc.kill)):
+            try:
+                proc.wait(timeout=timeout)
+                break
+            except subprocess.TimeoutExpired:
+                then()
+        proc.wait()
         raise
 
 
@@ -523,6 +527,12 @@ class _ScanningLoop(ReloaderLoop):
         super().__init__(*args, **kwargs)
         self._scan = _Scan(self.extra_files, self.exclude_patterns)
         self._signatures: dict[str, _Signature | None] = {}
+
+    def _adopt(self, baseline: _ScanningLoop) -> None:
+        """Continue from ``baseline``'s scan and signatures (taken before the
+        server started), so edits made meanwhile are changes, not first sights."""
+        self._scan = baseline._scan
+        self._signatures = baseline._signatures
 
     def _poll(self, paths: Iterable[str]) -> str | None:
         """Stat ``paths``; return one whose signature changed since last seen.
@@ -605,7 +615,7 @@ class WatchdogReloaderLoop(_ScanningLoop):
 
         super().__init__(*args, **kwargs)
         loop = self
-        accept = _PathFilter(self._scan)
+        accept = _PathFilter(self)
 
         class EventHandler(FileSystemEventHandler):
             def dispatch(self, event: FileSystemEvent) -> None:
@@ -773,7 +783,7 @@ class WatchfilesReloaderLoop(_ScanningLoop):
             ) from exc
         super().__init__(*args, **kwargs)
         self._rust_notify = RustNotify
-        self._accept = _PathFilter(self._scan)
+        self._accept = _PathFilter(self)
         self._watching: set[tuple[str, bool]] = set()
         self._notify: t.Any = None
 
@@ -886,20 +896,48 @@ def run_with_reloader(
     :raises ImportError: the chosen reloader's package is not installed.
     """
     signal.signal(signal.SIGTERM, lambda *args: sys.exit(0))
-    reloader = reloader_loops[reloader_type](
-        extra_files=extra_files, exclude_patterns=exclude_patterns, interval=interval
-    )
+    loop_class = reloader_loops[reloader_type]
+    options: dict[str, t.Any] = {
+        "extra_files": extra_files,
+        "exclude_patterns": exclude_patterns,
+        "interval": interval,
+    }
     try:
         if os.environ.get("WERKZEUG_RUN_MAIN") == "true":
             ensure_echo_on()
-            thread = threading.Thread(target=main_func, daemon=True)
-            # Scan before serving: once the new code answers, every later
-            # edit is seen (edits made while this child imported are caught
-            # by the spawn-time check of the first scan).
-            with reloader:
-                thread.start()
-                reloader.run()
+            _serve_and_watch(main_func, loop_class, options)
         else:
+            # Constructed here too, so a missing package fails in the parent.
+            reloader = loop_class(**options)
             sys.exit(reloader.restart_with_reloader())
     except KeyboardInterrupt:
         pass
+
+
+def _serve_and_watch(
+    main_func: Callable[[], None], loop_class: type[ReloaderLoop], options: dict[str, t.Any]
+) -> None:
+    """The child: serve in a daemon thread, watch in this one.
+
+    fastserve's loops record every watched file's signature *before* serving,
+    start serving, and only then import and start their watcher (watchdog or
+    watchfiles): the new code answers sooner, and an edit made in between is
+    still a change against the recorded signatures.
+    """
+    thread = threading.Thread(target=main_func, daemon=True)
+    if not issubclass(loop_class, _ScanningLoop):
+        reloader = loop_class(**options)
+        with reloader:
+            thread.start()
+            reloader.run()
+        return
+    baseline = _ScanningLoop(**options)
+    baseline._scan.refresh()
+    changed = baseline._poll(baseline._scan.files())
+    if changed is not None:  # edited while this child was starting
+        baseline.trigger_reload(changed)
+    thread.start()
+    reloader = loop_class(**options)
+    reloader._adopt(baseline)
+    with reloader:
+        reloader.run()

@@ -14,9 +14,24 @@ import time
 from pathlib import Path
 from typing import Any
 
+import fastserve
+
 RUNNER = Path(__file__).with_name("reload_runner.py")
 #: Upper bound for any single wait; generous because the machine is shared.
 WAIT = 30.0
+
+
+def _checkout_exclude() -> list[str]:
+    """Exclude an editable fastserve checkout's sources from what the runner
+    watches: they are module files outside the interpreter prefixes, and a
+    colleague editing them must not restart our test's child."""
+    src = Path(fastserve.__file__).resolve().parent.parent
+    if any(str(src).startswith(p) for p in {sys.prefix, sys.base_prefix}):
+        return []
+    return [f"{src}{os.sep}*"]
+
+
+CHECKOUT_EXCLUDE = _checkout_exclude()
 
 
 class Reloading:
@@ -25,6 +40,7 @@ class Reloading:
     def __init__(self, project: Path, **kwargs: Any) -> None:
         self.project = project
         shutil.copy(RUNNER, project / "reload_runner.py")
+        kwargs["exclude_patterns"] = [*kwargs.get("exclude_patterns", ()), *CHECKOUT_EXCLUDE]
         env = os.environ.copy()
         env.pop("WERKZEUG_RUN_MAIN", None)
         env.pop("WERKZEUG_SERVER_FD", None)
