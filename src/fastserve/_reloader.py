@@ -136,7 +136,10 @@ def _iter_module_paths() -> Iterator[str]:
     ignore = _ignore_always
     for module in list(sys.modules.values()):
         name = getattr(module, "__file__", None)
-        if not isinstance(name, str) or _is_under(name, ignore):
+        if not isinstance(name, str):
+            continue
+        name = os.path.abspath(name)
+        if _is_under(name, ignore):
             continue
         while not os.path.isfile(name):
             parent = os.path.dirname(name)

@@ -61,8 +61,8 @@ from werkzeug.exceptions import InternalServerError
 from . import _logging
 from ._body import EMPTY_INPUT, ChunkedReader, ContentLengthReader
 from ._environ import connection_environ, headers_from_environ
-from ._tls import connection_dropped_errors
 from ._response import CONTINUE, Exchange, error_response
+from ._tls import connection_dropped_errors
 from .errors import BodyTooLargeError, HTTPParseError
 from .parser import RequestParser
 
@@ -80,6 +80,11 @@ GONE = 3  # the application took the socket over: forget it, do not touch it
 
 _RECV_SIZE = 65536
 _MSG_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
+
+
+class _TakenOver(Exception):
+    """The application closed ``environ["werkzeug.socket"]`` itself (flask-sock
+    does after a websocket session): nothing more is sent, the socket is not ours."""
 
 
 class WSGIRequestHandler(_wz_serving.WSGIRequestHandler):
@@ -277,6 +282,8 @@ class HTTPConnection:
         try:
             self.sock.sendall(data)
         except OSError:
+            if self.sock.fileno() < 0:
+                raise _TakenOver() from None
             self.send_failed = True
             raise
 
@@ -290,7 +297,7 @@ class HTTPConnection:
         except BlockingIOError:
             pass
         if not self._wait_readable(self.recv_timeout):
-            raise socket.timeout("timed out reading the request body")
+            raise TimeoutError("timed out reading the request body")
         return sock.recv(n)
 
     def _wait_readable(self, timeout: float) -> bool:
@@ -385,7 +392,9 @@ class HTTPConnection:
             try:
                 self.sock.send(
                     error_response(
-                        self.status_version, 408, "request head not complete in time",
+                        self.status_version,
+                        408,
+                        "request head not complete in time",
                         self.server_line,
                     ),
                     _MSG_DONTWAIT,
@@ -505,12 +514,18 @@ class HTTPConnection:
             handler._fs_environ = env
             env = handler.make_environ()
         handler.environ = env
-        keep = self.proto11 and parser.keep_alive and not server._closing
+        # An Upgrade request (websocket) may hand the socket to the application
+        # (``werkzeug.socket``): such a connection is never reused.
+        keep = (
+            self.proto11 and parser.keep_alive and not server._closing and "HTTP_UPGRADE" not in env
+        )
         exchange = Exchange(
             self, method == "HEAD", self.proto11 and req11, keep, keep and not req11
         )
         try:
             self._run_app(server.app, env, exchange)
+        except _TakenOver:
+            return GONE
         except connection_dropped_errors as e:
             handler.connection_dropped(e, env)
             if self.send_failed:

@@ -316,7 +316,7 @@ class Engine:
 
     def _drop(self, conn: HTTPConnection, registered: bool = True) -> None:
         fd = conn.fd
-        if registered:
+        if registered and conn.sock.fileno() >= 0:  # an app may have closed it
             self.poller.remove(fd)
         if self.conns.get(fd) is conn:
             del self.conns[fd]
@@ -677,6 +677,4 @@ def make_server(
             fd=fd,
         )
 
-    return BaseWSGIServer(
-        host, port, app, request_handler, passthrough_errors, ssl_context, fd=fd
-    )
+    return BaseWSGIServer(host, port, app, request_handler, passthrough_errors, ssl_context, fd=fd)
