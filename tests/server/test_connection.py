@@ -283,9 +283,8 @@ def test_max_content_length_limits_chunked_bodies(serve: Any, logs: Any) -> None
 
     srv = serve(app, max_content_length=4)
     with srv.connect() as s:
-        s.sendall(
-            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
-        )
+        head = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        s.sendall(head + b"5\r\nhello\r\n0\r\n\r\n")
         data = recv_all(s)
     assert data.startswith(b"HTTP/1.1 413 ")
 
