@@ -151,58 +151,44 @@ cdef inline bint _ieq(const unsigned char* p, const char* lower, Py_ssize_t n) n
     return True
 
 
-cdef int _field_kind(const unsigned char* p, Py_ssize_t n) noexcept:
-    """Classify a field name (tchar bytes); ``|0x20`` is safe: only letters can match."""
-    if memchr(p, b"_", n) != NULL:
-        return F_DROP
-    if n == 4:
-        if _ieq(p, b"host", 4):
-            return F_HOST
-    elif n == 6:
-        if _ieq(p, b"expect", 6):
-            return F_EXPECT
-    elif n == 10:
-        if _ieq(p, b"connection", 10):
-            return F_CONN
-    elif n == 12:
-        if _ieq(p, b"content-type", 12):
-            return F_CTYPE
-    elif n == 14:
-        if _ieq(p, b"content-length", 14):
-            return F_CLEN
-    elif n == 17:
-        if _ieq(p, b"transfer-encoding", 17):
-            return F_TE
-    return F_OTHER
-
-
-# --- environ key cache: "HTTP_" + NAME for common header names ------------------------------
-# An open-addressing table keyed by the raw field name (case-insensitive), filled once at
-# import and only read afterwards (no locking needed); a miss builds a new str. The hash is
-# deliberately cheap (length and two letters): the table is sparse and a probe compares the
-# length first.
+# --- known field names: kind + environ key --------------------------------------------------
+# An open-addressing table keyed by the field name (case-insensitive), filled once at import
+# and only read afterwards (no locking needed). One probe per field line gives both the kind
+# the parser interprets and the interned environ key; a name that is not in the table is
+# F_OTHER (or F_DROP with a "_") and its key is built when the environ is. The hash is
+# deliberately cheap (length and three letters): the table is sparse and a probe compares the
+# length first, then the name eight bytes at a time.
 
 cdef enum:
-    KEY_CACHE_SIZE = 256  # power of two, > 4x the names below
-    KEY_MAX_NAME = 47
+    NAME_TABLE_SIZE = 256  # power of two, > 3x the names below
+    NAME_WORDS = 4         # 8-byte words per name
+    NAME_MAX = 32          # NAME_WORDS * 8, > the longest name below
 
-cdef struct KeyEntry:
+cdef struct NameEntry:
     Py_ssize_t n                    # 0: empty slot
-    unsigned char lower[KEY_MAX_NAME + 1]
-    PyObject* key                   # borrowed from _key_strings
+    uint64_t lower[NAME_WORDS]      # the name in lower case, zero-padded
+    int kind
+    PyObject* key                   # borrowed from _name_keys
 
-cdef KeyEntry _key_cache[KEY_CACHE_SIZE]
-cdef list _key_strings = []         # keeps the cached keys alive
+cdef NameEntry _names[NAME_TABLE_SIZE]
+cdef list _name_keys = []           # keeps the interned keys alive
 
+# The names the parser interprets (RFC 9110 §7.2, §8.3, §8.6, §10.1.1; RFC 9112 §6.1, §9.6)
+_INTERPRETED = {
+    "Host": F_HOST, "Content-Type": F_CTYPE, "Content-Length": F_CLEN, "Transfer-Encoding": F_TE,
+    "Connection": F_CONN, "Expect": F_EXPECT,
+}
+# ... and names browsers, proxies and API clients commonly send, only to reuse their keys.
+# Letters, digits and "-" only (see _name_eq).
 _COMMON_FIELDS = (
     "Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Access-Control-Request-Headers",
-    "Access-Control-Request-Method", "Authorization", "Cache-Control", "Connection", "Content-Encoding",
-    "Content-MD5", "Cookie", "Date", "DNT", "Expect", "Forwarded", "From", "Host", "If-Match",
+    "Access-Control-Request-Method", "Authorization", "Cache-Control", "Content-Encoding",
+    "Content-MD5", "Cookie", "Date", "DNT", "Forwarded", "From", "If-Match",
     "If-Modified-Since", "If-None-Match", "If-Range", "If-Unmodified-Since", "Keep-Alive", "Max-Forwards",
     "Origin", "Pragma", "Priority", "Proxy-Authorization", "Proxy-Connection", "Range", "Referer",
     "Sec-CH-UA", "Sec-CH-UA-Mobile", "Sec-CH-UA-Platform", "Sec-Fetch-Dest", "Sec-Fetch-Mode",
     "Sec-Fetch-Site", "Sec-Fetch-User", "Sec-GPC", "Sec-WebSocket-Extensions", "Sec-WebSocket-Key",
-    "Sec-WebSocket-Protocol", "Sec-WebSocket-Version", "TE", "Trailer", "Transfer-Encoding", "Upgrade",
+    "Sec-WebSocket-Protocol", "Sec-WebSocket-Version", "TE", "Trailer", "Upgrade",
     "Upgrade-Insecure-Requests", "User-Agent", "Via", "Warning", "X-CSRF-Token", "X-CSRFToken",
     "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-IP", "X-Request-ID",
     "X-Requested-With",
@@ -214,58 +200,184 @@ cdef inline unsigned int _name_hash(const unsigned char* p, Py_ssize_t n) noexce
     return <unsigned int>(n * 37 + (p[0] | 0x20) * 7 + (p[n - 1] | 0x20) + (p[n >> 1] | 0x20) * 3)
 
 
-cdef void _build_key_cache() except *:
+cdef inline bint _name_eq(const unsigned char* p, const NameEntry* entry, Py_ssize_t n) noexcept:
+    """``p[:n]`` (tchar bytes, ``n == entry.n``) equals the entry's name, ignoring case.
+
+    Setting bit 0x20 lower-cases letters; on the other tchar bytes it could only make a
+    false match with a byte the table's names never contain (they hold letters, digits, "-").
+    """
+    cdef Py_ssize_t i = 0
+    cdef uint64_t x, y
+    cdef const unsigned char* lower = <const unsigned char*>entry.lower
+    while i + 8 <= n:
+        memcpy(&x, p + i, 8)
+        memcpy(&y, lower + i, 8)
+        if (x | 0x2020202020202020ULL) != y:
+            return False
+        i += 8
+    while i < n:
+        if (p[i] | 0x20) != lower[i]:
+            return False
+        i += 1
+    return True
+
+
+cdef inline NameEntry* _lookup_name(const unsigned char* p, Py_ssize_t n) noexcept:
+    """The table entry of the field name ``p[:n]``, or NULL."""
+    cdef unsigned int slot = _name_hash(p, n) & (NAME_TABLE_SIZE - 1)
+    cdef NameEntry* entry
+    while True:
+        entry = &_names[slot]
+        if entry.n == 0:
+            return NULL
+        if entry.n == n and _name_eq(p, entry, n):
+            return entry
+        slot = (slot + 1) & (NAME_TABLE_SIZE - 1)
+
+
+cdef void _build_name_table() except *:
     cdef unsigned int slot
     cdef bytes raw
     cdef Py_ssize_t n, i
-    for slot in range(KEY_CACHE_SIZE):
-        _key_cache[slot].n = 0
-    for name in _COMMON_FIELDS:
-        raw = name.lower().encode("ascii")  # letters, digits and "-" only: see _ieq
+    cdef unsigned char* lower
+    cdef int k
+    for k in range(NAME_TABLE_SIZE):
+        _names[k].n = 0
+    entries = [(name, F_OTHER) for name in _COMMON_FIELDS] + list(_INTERPRETED.items())
+    for name, kind in entries:
+        raw = name.lower().encode("ascii")
         n = len(raw)
-        assert 0 < n <= KEY_MAX_NAME
-        key = sys.intern("HTTP_" + name.upper().replace("-", "_"))
-        _key_strings.append(key)
-        slot = _name_hash(<const unsigned char*>PyBytes_AS_STRING(raw), n) & (KEY_CACHE_SIZE - 1)
-        while _key_cache[slot].n != 0:
-            slot = (slot + 1) & (KEY_CACHE_SIZE - 1)
-        _key_cache[slot].n = n
-        for i in range(n):
-            _key_cache[slot].lower[i] = raw[i]
-        _key_cache[slot].key = <PyObject*>key
+        assert 0 < n < NAME_MAX and raw.replace(b"-", b"").isalnum(), name
+        key = _environ_key_str(name)
+        _name_keys.append(key)
+        slot = _name_hash(<const unsigned char*>PyBytes_AS_STRING(raw), n) & (NAME_TABLE_SIZE - 1)
+        while _names[slot].n != 0:
+            slot = (slot + 1) & (NAME_TABLE_SIZE - 1)
+        _names[slot].n = n
+        lower = <unsigned char*>_names[slot].lower
+        for i in range(NAME_MAX):
+            lower[i] = raw[i] if i < n else 0
+        _names[slot].kind = kind
+        _names[slot].key = <PyObject*>key
 
 
-_build_key_cache()
+def _environ_key_str(name):
+    """werkzeug's rule, in Python, for the table: CONTENT_TYPE / CONTENT_LENGTH unprefixed."""
+    key = name.upper().replace("-", "_")
+    return sys.intern(key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key)
 
 
-cdef object _environ_key(const unsigned char* name, Py_ssize_t n, unsigned char* scratch):
-    """``HTTP_`` + ``name`` upper-cased with ``-`` -> ``_`` (werkzeug's rule), as a str.
+_build_name_table()
 
-    ``name`` is a non-empty token; ``scratch`` has room for ``n + 5`` bytes.
-    """
+
+cdef object _environ_key(const unsigned char* name, Py_ssize_t n):
+    """``HTTP_`` + ``name`` upper-cased with ``-`` -> ``_`` (werkzeug's rule), as a new str,
+    for names that are not in the table (so never Content-Type / Content-Length)."""
     cdef Py_ssize_t i
     cdef unsigned char c
-    cdef unsigned int slot = _name_hash(name, n) & (KEY_CACHE_SIZE - 1)
-    cdef KeyEntry* entry
-    cdef object key
-    while True:
-        entry = &_key_cache[slot]
-        if entry.n == 0:
-            break
-        if entry.n == n and _ieq(name, <const char*>entry.lower, n):
-            return <object>entry.key
-        slot = (slot + 1) & (KEY_CACHE_SIZE - 1)
-    scratch[0] = b"H"; scratch[1] = b"T"; scratch[2] = b"T"; scratch[3] = b"P"; scratch[4] = b"_"
+    cdef object key = PyUnicode_New(n + 5, 127)  # tchar is ASCII
+    cdef unsigned char* out = <unsigned char*>PyUnicode_DATA(key)
+    out[0] = b"H"; out[1] = b"T"; out[2] = b"T"; out[3] = b"P"; out[4] = b"_"
     for i in range(n):
         c = name[i]
         if c >= b"a" and c <= b"z":
             c -= 32
         elif c == b"-":
             c = b"_"
-        scratch[5 + i] = c
-    key = PyUnicode_New(n + 5, 127)  # tchar is ASCII
-    memcpy(PyUnicode_DATA(key), scratch, n + 5)
+        out[5 + i] = c
     return key
+
+
+# --- vectorised scans (SSE2 where the compiler offers it, else eight bytes at a time) --------
+
+cdef extern from *:
+    """
+    #if defined(__SSE2__) && defined(__GNUC__)
+    #include <emmintrin.h>
+    #define FS_SSE2 1
+    #endif
+
+    /* Index of the first byte of p[0:n] that is a control byte (< 0x20, HTAB included) or
+       DEL, n when there is none. Sets *high when a byte >= 0x80 is among p[0:n] scanned so
+       far (whole blocks are ORed: they never reach past n, and the caller rescans after a
+       hit, so the answer is exact for the bytes it keeps). */
+    static inline Py_ssize_t fs_find_ctl(const unsigned char *p, Py_ssize_t n, int *high) {
+        Py_ssize_t i = 0;
+    #ifdef FS_SSE2
+        const __m128i bias = _mm_set1_epi8((char)0x80);
+        const __m128i lim = _mm_set1_epi8((char)(0x20 ^ 0x80));
+        const __m128i del = _mm_set1_epi8(0x7F);
+        int hi = 0;
+        for (; i + 16 <= n; i += 16) {
+            __m128i x = _mm_loadu_si128((const __m128i *)(p + i));
+            __m128i bad = _mm_or_si128(_mm_cmplt_epi8(_mm_xor_si128(x, bias), lim), _mm_cmpeq_epi8(x, del));
+            int m = _mm_movemask_epi8(bad);
+            hi |= _mm_movemask_epi8(x);
+            if (m) {
+                if (hi) *high = 1;
+                return i + __builtin_ctz((unsigned int)m);
+            }
+        }
+        if (i < n && n >= 16) {
+            /* the last 16 bytes, overlapping what was already scanned */
+            __m128i x = _mm_loadu_si128((const __m128i *)(p + n - 16));
+            __m128i bad = _mm_or_si128(_mm_cmplt_epi8(_mm_xor_si128(x, bias), lim), _mm_cmpeq_epi8(x, del));
+            unsigned int m = (unsigned int)_mm_movemask_epi8(bad) >> (16 - (n - i));
+            hi |= _mm_movemask_epi8(x);
+            if (hi) *high = 1;
+            return m ? i + __builtin_ctz(m) : n;
+        }
+        if (hi) *high = 1;
+    #else
+        /* eight bytes at a time: "hasless(x, 0x20)" and "haszero(x ^ 0x7F...)" bit hacks */
+        const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+        uint64_t acc = 0;
+        for (; i + 8 <= n; i += 8) {
+            uint64_t x, d;
+            memcpy(&x, p + i, 8);
+            d = x ^ (0x7F * ones);
+            if ((((x - 0x20 * ones) & ~x) | ((d - ones) & ~d)) & highs) break;
+            acc |= x;
+        }
+        if (acc & highs) *high = 1;
+    #endif
+        for (; i < n; i++) {
+            unsigned char c = p[i];
+            if (c < 0x20 || c == 0x7F) return i;
+            if (c & 0x80) *high = 1;
+        }
+        return n;
+    }
+
+    /* Index of the first byte of p[0:n] outside 0x21-0x7E (RFC 9112 §3.2 target bytes). */
+    static inline Py_ssize_t fs_find_nontarget(const unsigned char *p, Py_ssize_t n) {
+        Py_ssize_t i = 0;
+    #ifdef FS_SSE2
+        const __m128i bias = _mm_set1_epi8((char)0x80);
+        const __m128i lim = _mm_set1_epi8((char)(0x21 ^ 0x80));
+        const __m128i del = _mm_set1_epi8(0x7F);
+        for (; i + 16 <= n; i += 16) {
+            __m128i x = _mm_loadu_si128((const __m128i *)(p + i));
+            __m128i bad = _mm_or_si128(_mm_cmplt_epi8(_mm_xor_si128(x, bias), lim), _mm_cmpeq_epi8(x, del));
+            int m = _mm_movemask_epi8(bad) | _mm_movemask_epi8(x);
+            if (m) return i + __builtin_ctz((unsigned int)m);
+        }
+        if (i < n && n >= 16) {
+            __m128i x = _mm_loadu_si128((const __m128i *)(p + n - 16));
+            __m128i bad = _mm_or_si128(_mm_cmplt_epi8(_mm_xor_si128(x, bias), lim), _mm_cmpeq_epi8(x, del));
+            unsigned int m = (unsigned int)(_mm_movemask_epi8(bad) | _mm_movemask_epi8(x)) >> (16 - (n - i));
+            return m ? i + __builtin_ctz(m) : n;
+        }
+    #endif
+        for (; i < n; i++) {
+            unsigned char c = p[i];
+            if (c < 0x21 || c > 0x7E) break;
+        }
+        return i;
+    }
+    """
+    Py_ssize_t fs_find_ctl(const unsigned char* p, Py_ssize_t n, int* high) noexcept nogil
+    Py_ssize_t fs_find_nontarget(const unsigned char* p, Py_ssize_t n) noexcept nogil
 
 
 # --- small helpers --------------------------------------------------------------------------
@@ -323,29 +435,47 @@ cdef inline Py_ssize_t _partial_len(const unsigned char* p, Py_ssize_t s, Py_ssi
 
 
 cdef int _check_field_content(const unsigned char* p, Py_ssize_t s, Py_ssize_t le, bint has_prev,
-                              Py_ssize_t* name_end, Py_ssize_t* value_start, bint* high) except -1:
+                              Py_ssize_t* name_end, Py_ssize_t* value_start, bint* high,
+                              PyObject** key) except -1:
     """Validate one field line ``p[s:le]`` (CRLF stripped); RFC 9110 §5.5, RFC 9112 §5.
 
     ``field-line = field-name ":" OWS field-value OWS``; a line starting with SP/HTAB is an
     obs-fold (RFC 9112 §5.2), allowed only after another field line (``has_prev``).
-    Returns the kind (F_*); sets the name end, the value start (leading OWS skipped) and
-    whether the value holds obs-text.
+    Returns the kind (F_*); sets the name end, the value start (leading OWS skipped),
+    whether the value holds obs-text, and the interned environ key of a known name (else
+    NULL).
     """
     cdef Py_ssize_t i = s
     cdef int kind
+    cdef NameEntry* entry
+    cdef const unsigned char* colon
+    cdef unsigned char all_tchar = C_TCHAR
+    key[0] = NULL
     if CT[p[s]] & C_OWS:
         if not has_prev:
             raise InvalidHeaderError("obs-fold without a preceding field line")
         kind = F_FOLD
         name_end[0] = s
     else:
-        while i < le and CT[p[i]] & C_TCHAR:
-            i += 1
-        if i == le or p[i] != b":":
-            raise InvalidHeaderError("invalid field name")
-        if i == s:
+        # RFC 9110 §5.1: field-name = token; RFC 9112 §5.1: no whitespace before ":"
+        colon = <const unsigned char*>memchr(p + s, b":", le - s)
+        if colon == NULL:
+            raise InvalidHeaderError("field line without a colon")
+        if colon == p + s:
             raise InvalidHeaderError("empty field name")
-        kind = _field_kind(p + s, i - s)
+        while i < colon - p:
+            all_tchar &= CT[p[i]]  # no early exit: names are short, branches cost more
+            i += 1
+        if not all_tchar:
+            raise InvalidHeaderError("invalid field name")
+        entry = _lookup_name(p + s, i - s)
+        if entry != NULL:
+            kind = entry.kind
+            key[0] = entry.key
+        elif memchr(p + s, b"_", i - s) != NULL:
+            kind = F_DROP  # werkzeug drops them: "_" and "-" map to the same key
+        else:
+            kind = F_OTHER
         name_end[0] = i
         i += 1
         while i < le and CT[p[i]] & C_OWS:
@@ -355,34 +485,31 @@ cdef int _check_field_content(const unsigned char* p, Py_ssize_t s, Py_ssize_t l
     return kind
 
 
-cdef inline bint _swar_ctl(uint64_t x) noexcept:
-    """Some byte of ``x`` is < 0x20 or 0x7F (bit hacks: "haszero" / "hasless")."""
-    cdef uint64_t ones = 0x0101010101010101ULL
-    cdef uint64_t highs = 0x8080808080808080ULL
-    cdef uint64_t d = x ^ (0x7F * ones)
-    return (((x - 0x20 * ones) & ~x) | ((d - ones) & ~d)) & highs != 0
+# The vectorised scans hard-code the byte classes below; they are used only while
+# fastserve._abnf agrees with them (else every byte goes through the tables), and a byte
+# they stop at is always judged by the table.
+cdef bint _VALUE_FAST = all(c in _abnf.FIELD_VALUE_CHAR for c in range(256) if c >= 0x20 and c != 0x7F)
+cdef bint _TARGET_FAST = all(c in _abnf.TARGET_CHAR for c in range(0x21, 0x7F))
 
 
-cdef bint _check_value(const unsigned char* p, Py_ssize_t n) except -1:
+cdef int _check_value(const unsigned char* p, Py_ssize_t n) except -1:
     """RFC 9110 §5.5: every byte is SP, HTAB, VCHAR or obs-text; returns whether one is
-    obs-text. Eight bytes at a time; a word with a control byte (HTAB, usually) is
-    checked byte by byte."""
-    cdef Py_ssize_t i = 0, k
-    cdef uint64_t x, acc = 0
-    while i + 8 <= n:
-        memcpy(&x, p + i, 8)
-        if _swar_ctl(x):
-            for k in range(i, i + 8):
-                if not (CT[p[k]] & C_VALUE):
-                    raise InvalidHeaderError("invalid byte in field value")
-        acc |= x
-        i += 8
-    while i < n:
+    obs-text (1) or not (0)."""
+    cdef Py_ssize_t i = 0
+    cdef int high = 0
+    if _VALUE_FAST:
+        while True:
+            i += fs_find_ctl(p + i, n - i, &high)
+            if i >= n:
+                return high
+            if not (CT[p[i]] & C_VALUE):
+                raise InvalidHeaderError("invalid byte in field value")
+            i += 1
+    for i in range(n):
         if not (CT[p[i]] & C_VALUE):
             raise InvalidHeaderError("invalid byte in field value")
-        acc |= p[i]
-        i += 1
-    return (acc & 0x8080808080808080ULL) != 0
+        high |= p[i] >= 0x80
+    return high
 
 
 # --- request parser ------------------------------------------------------------------------
@@ -394,6 +521,7 @@ cdef struct Field:
     Py_ssize_t value_end     # CRLF excluded
     int kind
     bint high                # the value holds obs-text
+    PyObject* key            # interned environ key of a known name (borrowed), else NULL
 
 
 cdef enum:
@@ -520,7 +648,11 @@ cdef class RequestParser:
                 le = e
             # the partial-line checks run again on the complete line, in the same byte
             # order, so the first defect in byte order is reported however data was split
-            self._check_partial(p, s, e)
+            if self._phase != P_START:
+                if _partial_len(p, s, e) > self.max_field_line:
+                    raise HeaderFieldTooLargeError()  # RFC 9112 §5, RFC 6585 §5: 431
+            else:
+                self._check_partial(p, s, e)
             if self._phase == P_START:
                 if le == s and e > s:
                     # RFC 9112 §2.2: empty lines before the request line are skipped; they
@@ -608,9 +740,15 @@ cdef class RequestParser:
         # RFC 9112 §3.2: request-target = 1*( visible ASCII )
         if t == m + 1:
             raise InvalidTargetError("empty request-target")
-        for i in range(m + 1, t):
+        i = m + 1
+        while i < t:
+            if _TARGET_FAST:
+                i += fs_find_nontarget(p + i, t - i)
+                if i == t:
+                    break
             if not (CT[p[i]] & C_TARGET):
                 raise InvalidTargetError("invalid byte in request-target")
+            i += 1
         self._target(p, m + 1, t)
         self._version(p, t + 1, le)
         return 0
@@ -719,6 +857,7 @@ cdef class RequestParser:
         cdef bint high
         cdef int kind
         cdef Field* f
+        cdef PyObject* key
         # RFC 6585 §5: limits on the whole head and on the number of field lines
         self._head_size += le - s
         if self._head_size > self.max_head:
@@ -726,7 +865,7 @@ cdef class RequestParser:
         self._nlines += 1
         if self._nlines > self.max_fields:
             raise TooManyHeadersError()
-        kind = _check_field_content(p, s, le, self._nfields > 0, &name_end, &value_start, &high)
+        kind = _check_field_content(p, s, le, self._nfields > 0, &name_end, &value_start, &high, &key)
         if kind == F_HOST:
             if self._seen_host:
                 raise DuplicateHeaderError("more than one Host field")  # RFC 9112 §3.2
@@ -748,6 +887,7 @@ cdef class RequestParser:
         f.value_end = le
         f.kind = kind
         f.high = high
+        f.key = key
         self._nfields += 1
         return 0
 
@@ -797,7 +937,6 @@ cdef class RequestParser:
         cdef Field* g
         cdef const unsigned char* v
         cdef unsigned char* scratch = NULL
-        cdef unsigned char stack[320]
         cdef Py_ssize_t scratch_size = 0
         cdef bint high
         cdef object key, value, old
@@ -870,15 +1009,13 @@ cdef class RequestParser:
                     i = j
                     continue
                 value = _latin1(v, n, high)
-                if f.kind == F_OTHER or f.kind == F_HOST:
-                    if f.name_end - f.name_start + 5 <= 320:
-                        key = _environ_key(p + f.name_start, f.name_end - f.name_start, stack)
-                    else:
-                        key = self._long_key(p + f.name_start, f.name_end - f.name_start)
-                elif f.kind == F_CTYPE:
-                    key = K_CONTENT_TYPE
+                if f.key != NULL:
+                    key = <object>f.key
+                else:
+                    key = _environ_key(p + f.name_start, f.name_end - f.name_start)
+                if f.kind == F_OTHER or f.kind == F_HOST or f.kind == F_CTYPE:
+                    pass
                 elif f.kind == F_CLEN:
-                    key = K_CONTENT_LENGTH
                     cl_last = value
                     cl_lines += 1
                     # RFC 9110 §8.6: 1*DIGIT; RFC 9112 §6.3: a list of identical values counts once
@@ -909,7 +1046,6 @@ cdef class RequestParser:
                             cl_value = x
                         a = b + 1
                 else:
-                    key = _environ_key(p + f.name_start, f.name_end - f.name_start, stack)
                     if f.kind == F_TE:
                         te = True
                         # RFC 9112 §6.1: comma-separated transfer codings, OWS around them
@@ -1011,15 +1147,6 @@ cdef class RequestParser:
             self.keep_alive = conn_keep
         self.expect_continue = expect
         return 0
-
-    cdef object _long_key(self, const unsigned char* name, Py_ssize_t n):
-        cdef unsigned char* buf = <unsigned char*>PyMem_Malloc(n + 5)
-        if buf == NULL:
-            raise MemoryError()
-        try:
-            return _environ_key(name, n, buf)
-        finally:
-            PyMem_Free(buf)
 
 
 cdef bint _known_coding(const unsigned char* p, Py_ssize_t n) noexcept:
@@ -1166,6 +1293,7 @@ cdef class ChunkedDecoder:
         cdef unsigned long long size
         cdef Py_ssize_t* grown
         cdef bint high
+        cdef PyObject* key
         cdef bytes out
         cdef char* w
         while pos < n:
@@ -1234,7 +1362,7 @@ cdef class ChunkedDecoder:
                     if self._trailer_lines > self.max_fields:
                         raise TooManyHeadersError()
                     _check_field_content(p, pos, le, self._trailer_lines > 1,
-                                         &name_end, &value_start, &high)
+                                         &name_end, &value_start, &high, &key)
                     pos = e + 1
             else:  # D_DONE: never consume past the end of the message
                 break

@@ -32,6 +32,7 @@ Threaded servers (:class:`LeaderFollowers`)
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import sys
@@ -146,7 +147,16 @@ class LeaderFollowers:
                 lead = False
                 with self.lock:
                     token = engine.leader_token
-                engine.lead(token)
+                try:
+                    engine.lead(token)
+                except BaseException:
+                    # passthrough_errors: this thread dies with the error (as
+                    # werkzeug's worker thread does); another one leads
+                    with self.lock:
+                        if not engine.stopping and engine.leader_token == token:
+                            engine.leader_token += 1
+                            self._spawn()
+                    raise
         finally:
             with self.lock:
                 self.threads -= 1
@@ -181,6 +191,8 @@ class Prefork:
         in_main = threading.current_thread() is threading.main_thread()
         if in_main:
             previous = signal.signal(signal.SIGTERM, _sigterm_to_exit)
+        # also when the interpreter exits another way (the reloader's exit 3)
+        atexit.register(self._terminate)
         try:
             while not stop.is_set():
                 while len(self.children) < self.processes and not stop.is_set():
@@ -188,6 +200,7 @@ class Prefork:
                 stop.wait(poll_interval)
                 self._reap()
         finally:
+            atexit.unregister(self._terminate)
             self._terminate()
             if in_main:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)

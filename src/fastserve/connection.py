@@ -259,6 +259,7 @@ class HTTPConnection:
             handler.request = handler.connection = sock
             handler.client_address = addr
             handler.close_connection = False
+            handler.environ = None  # werkzeug's address_string() tests it
             self.handler = handler
             version = cls.protocol_version
             self.status_version = version.encode("ascii")

@@ -161,6 +161,14 @@ class Engine:
         self.listen_fd = self.listener.fileno()
         self.is_tcp = server.address_family != af_unix
         self.listener.setblocking(False)
+        if self.is_tcp and hasattr(socket, "TCP_DEFER_ACCEPT"):
+            # accept() returns once the first request bytes are there (Linux),
+            # so a new connection is served at once, without a poller round
+            try:
+                self.listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, 1)
+            except OSError:
+                pass
+        self._sock_args = (self.listener.family, self.listener.type, self.listener.proto)
         self.poller.add(self.listen_fd)
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -214,11 +222,13 @@ class Engine:
 
     def _accept(self, token: int) -> None:
         server = self.server
-        accept = socket.socket.accept  # plain sockets, also from a TLS listener
-        listener = self.listener
+        # plain sockets, also from a TLS listener (the handshake runs per connection)
+        accept = self.listener._accept  # type: ignore[attr-defined]
+        family, type_, proto = self._sock_args
         for _ in range(64):
             try:
-                sock, addr = accept(listener)
+                fd, addr = accept()
+                sock = socket.socket(family, type_, proto, fileno=fd)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as e:

@@ -301,3 +301,32 @@ def test_passthrough_errors_reraise_on_the_plain_server(serve: Any) -> None:
     srv.thread.join(5)
     assert isinstance(srv.error, KeyError)
     assert srv.server.socket.fileno() == -1  # serve_forever's finally closed the server
+
+
+def test_passthrough_errors_on_a_threaded_server_keep_serving(serve: Any) -> None:
+    import threading as _threading
+
+    seen: list[BaseException] = []
+
+    def hook(args: Any) -> None:
+        seen.append(args.exc_value)
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        if environ["PATH_INFO"] == "/crash":
+            raise KeyError("through")
+        start_response("200 OK", [])
+        return [b"alive"]
+
+    old_hook = _threading.excepthook
+    _threading.excepthook = hook
+    try:
+        srv = serve(app, passthrough_errors=True)
+        with srv.connect() as s:
+            s.sendall(b"GET /crash HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert recv_all(s, timeout=5) == b""
+        with srv.connect() as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert Reader(s).response().body == b"alive"
+    finally:
+        _threading.excepthook = old_hook
+    assert len(seen) == 1 and isinstance(seen[0], KeyError)
