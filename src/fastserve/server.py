@@ -287,11 +287,12 @@ class Engine:
     def _settle(self, conn: HTTPConnection, state: int, first: bool = False) -> None:
         if state == PARK or state == LINGER:
             server = self.server
-            if state == LINGER:
-                if not conn.lingering:
-                    conn.lingering = True
-                    conn.start_linger()
-                    conn.deadline = time.monotonic() + server.linger_timeout
+            if conn.lingering:
+                pass  # keeps the deadline set when lingering started
+            elif state == LINGER:
+                conn.lingering = True
+                conn.start_linger()
+                conn.deadline = time.monotonic() + server.linger_timeout
             elif conn.buf:
                 conn.deadline = conn.head_started + server.request_head_timeout
             else:
@@ -340,10 +341,9 @@ class Engine:
                     conn.parked = False
                     expired.append(conn)
         for conn in expired:
-            self.poller.remove(conn.fd)
             if not conn.lingering:
                 conn.expire()
-            self._drop(conn, registered=False)
+            self._drop(conn)
 
     def _drain_wakeups(self) -> None:
         try:
