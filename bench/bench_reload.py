@@ -35,10 +35,10 @@ from __future__ import annotations
 import argparse
 import http.client
 import importlib.util
-import socket
 import os
 import random
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -47,7 +47,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-APP = '''\
+APP = """\
 import sys
 
 from flask import Flask
@@ -82,7 +82,7 @@ if __name__ == "__main__":
         "127.0.0.1", port, app, use_reloader=True, reloader_type=reloader_type,
         exclude_patterns=exclude,
     )
-'''
+"""
 
 #: (server, reloader_type) in table order.
 CONFIGS = [
@@ -94,6 +94,8 @@ CONFIGS = [
     ("fastserve", "stat"),
     ("fastserve", "watchdog"),
     ("fastserve", "watchfiles"),
+    ("fastserve", "watchdog+preload"),
+    ("fastserve", "watchfiles+preload"),
 ]
 #: Idle CPU rows.
 IDLE_CONFIGS = [
@@ -102,6 +104,7 @@ IDLE_CONFIGS = [
     ("fastserve", "stat"),
     ("fastserve", "watchdog"),
     ("fastserve", "watchfiles"),
+    ("fastserve", "watchfiles+preload"),
     ("wz+fs", "stat"),
     ("wz+fs", "watchdog"),
     ("wz+fs", "watchfiles"),
@@ -157,6 +160,9 @@ class Server:
         self.port = free_port()
         self.log = open(self.dir / "log.txt", "wb")  # noqa: SIM115
         env = {k: v for k, v in os.environ.items() if not k.startswith("WERKZEUG_")}
+        if reloader_type.endswith("+preload"):
+            reloader_type = reloader_type.removesuffix("+preload")
+            env["FASTSERVE_RELOADER_PRELOAD"] = "1"
         self.proc = subprocess.Popen(
             [sys.executable, "app.py", server, reloader_type, str(self.port), EXCLUDE],
             cwd=self.dir,
@@ -241,7 +247,7 @@ class Server:
         self.log.close()
 
 
-def cold_start(root: Path) -> float:
+def cold_start(root: Path, server: str) -> float:
     """Seconds from spawning the app's reloader *child* (werkzeug's server,
     listening socket handed over as the parent does) to its first answer: the
     floor under any restart of this app on this machine right now."""
@@ -256,7 +262,7 @@ def cold_start(root: Path) -> float:
         env.update(WERKZEUG_RUN_MAIN="true", WERKZEUG_SERVER_FD=str(sock.fileno()))
         start = time.perf_counter()
         proc = subprocess.Popen(
-            [sys.executable, "app.py", "werkzeug", "stat", str(port), EXCLUDE],
+            [sys.executable, "app.py", server, "stat", str(port), EXCLUDE],
             cwd=app_dir,
             env=env,
             close_fds=False,
@@ -304,16 +310,21 @@ def fastserve_available() -> bool:
 def run(args: argparse.Namespace) -> dict[tuple[str, str], Result]:
     rng = random.Random(1234)
     configs = [c for c in CONFIGS if c[0] in args.servers]
-    floor = ("(floor)", "cold start of the child")
+    floors = {
+        server: (f"{server} (floor)", "cold start of the child")
+        for server in ("werkzeug", "fastserve")
+        if server in args.servers
+    }
     results = {c: Result() for c in configs}
-    results[floor] = Result()
+    results.update({f: Result() for f in floors.values()})
     rounds = max(1, args.edits // args.per_round)
     with tempfile.TemporaryDirectory(prefix="bench-reload-") as tmp:
         root = Path(tmp)
         for rnd in range(rounds):
             per = args.per_round if rnd < rounds - 1 else args.edits - args.per_round * rnd
-            for _ in range(per):
-                results[floor].latencies.append(cold_start(root))
+            for server, floor in floors.items():
+                for _ in range(per):
+                    results[floor].latencies.append(cold_start(root, server))
             for config in configs:
                 res = results[config]
                 srv = Server(*config, root)
@@ -358,14 +369,18 @@ def table(results: dict[tuple[str, str], Result], edits: int) -> str:
         " | detected | idle CPU parent+child (% of a core) |",
         "|---|---|---|---|---|---|---|",
     ]
-    floor = [r for (server, _), r in results.items() if server == "(floor)"]
-    floor_median = statistics.median(floor[0].latencies) if floor and floor[0].latencies else None
+    floor_medians = {
+        server.split()[0]: statistics.median(res.latencies)
+        for (server, _), res in results.items()
+        if server.endswith("(floor)") and res.latencies
+    }
     for (server, rtype), res in results.items():
+        floor_median = floor_medians.get("werkzeug" if server == "wz+fs" else server)
         lat = res.latencies
         median = f"{statistics.median(lat):.3f}" if lat else "-"
         over = (
             f"{statistics.median(lat) - floor_median:+.3f}"
-            if lat and floor_median is not None and server != "(floor)"
+            if lat and floor_median is not None and not server.endswith("(floor)")
             else "-"
         )
         worst = f"{max(lat):.3f}" if lat else "-"
@@ -383,11 +398,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="3 edits, 4 s idle")
     parser.add_argument("--edits", type=int, default=8, help="edits per configuration")
-    parser.add_argument("--per-round", type=int, default=4, help="edits per configuration per round")
-    parser.add_argument("--idle", type=float, default=10.0, help="seconds of idle CPU measurement")
-    parser.add_argument("--give-up", type=float, default=4.0, help="seconds before an edit counts as missed")
     parser.add_argument(
-        "--servers", default="werkzeug,wz+fs,fastserve", help="comma list of werkzeug, wz+fs, fastserve"
+        "--per-round", type=int, default=4, help="edits per configuration per round"
+    )
+    parser.add_argument("--idle", type=float, default=10.0, help="seconds of idle CPU measurement")
+    parser.add_argument(
+        "--give-up", type=float, default=4.0, help="seconds before an edit counts as missed"
+    )
+    parser.add_argument(
+        "--servers",
+        default="werkzeug,wz+fs,fastserve",
+        help="comma list of werkzeug, wz+fs, fastserve",
     )
     args = parser.parse_args()
     if args.quick:
@@ -401,7 +422,8 @@ def main() -> None:
     print(table(results, args.edits))
     print()
     print(
-        f"{args.edits} edits per configuration, default reloader_interval=1, Flask app on 127.0.0.1, "
+        f"{args.edits} edits per configuration, default reloader_interval=1, "
+        "Flask app on 127.0.0.1, "
         f"missed = no new code within {args.give_up} s; idle over {args.idle} s. "
         f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs."
     )

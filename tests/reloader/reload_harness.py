@@ -37,11 +37,11 @@ CHECKOUT_EXCLUDE = _checkout_exclude()
 class Reloading:
     """A ``reload_runner.py`` process tree (parent + reloaded child) in ``project``."""
 
-    def __init__(self, project: Path, **kwargs: Any) -> None:
+    def __init__(self, project: Path, env: dict[str, str] | None = None, **kwargs: Any) -> None:
         self.project = project
         shutil.copy(RUNNER, project / "reload_runner.py")
         kwargs["exclude_patterns"] = [*kwargs.get("exclude_patterns", ()), *CHECKOUT_EXCLUDE]
-        env = os.environ.copy()
+        env = {**os.environ, **(env or {})}
         env.pop("WERKZEUG_RUN_MAIN", None)
         env.pop("WERKZEUG_SERVER_FD", None)
         env["PYTHONUNBUFFERED"] = "1"
@@ -91,6 +91,23 @@ class Reloading:
             self.log.append(line)
             got.append(line)
         return got
+
+    def standby_pids(self) -> list[int]:
+        """Children of the parent that are waiting standby interpreters."""
+        found = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    cmdline = f.read()
+            except (OSError, ValueError, IndexError):
+                continue
+            if ppid == self.proc.pid and b"standby_main" in cmdline:
+                found.append(int(entry))
+        return found
 
     def wait(self, timeout: float = WAIT) -> int:
         return self.proc.wait(timeout=timeout)

@@ -22,7 +22,6 @@ from watchdog.events import (
     FileModifiedEvent,
     FileMovedEvent,
 )
-
 from werkzeug import _reloader as werkzeug_reloader
 
 from fastserve import _reloader
@@ -149,11 +148,15 @@ def test_find_common_roots() -> None:
 
 def test_get_args_for_reloading(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "executable", "/opt/py/bin/python3")
-    monkeypatch.setattr(
-        sys, "orig_argv", ["python", "-X", "dev", "-m", "flask", "run", "--debug"]
-    )
+    monkeypatch.setattr(sys, "orig_argv", ["python", "-X", "dev", "-m", "flask", "run", "--debug"])
     assert _get_args_for_reloading() == [
-        "/opt/py/bin/python3", "-X", "dev", "-m", "flask", "run", "--debug"
+        "/opt/py/bin/python3",
+        "-X",
+        "dev",
+        "-m",
+        "flask",
+        "run",
+        "--debug",
     ]
 
 
@@ -237,7 +240,9 @@ def test_watchdog_on_any_event_types(trigger: Mock, event_type: str, reloads: bo
 
 @patch.object(WatchdogReloaderLoop, "trigger_reload")
 def test_watchdog_dispatch_filters_absolute_paths(trigger: Mock, tree: Path) -> None:
-    reloader = WatchdogReloaderLoop(exclude_patterns=["*/pkg/*"], extra_files=[str(tree / "notes.txt")])
+    reloader = WatchdogReloaderLoop(
+        exclude_patterns=["*/pkg/*"], extra_files=[str(tree / "notes.txt")]
+    )
     reloader._scan.refresh()
     handler = reloader.event_handler
     ignored = [

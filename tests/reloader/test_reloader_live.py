@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from reload_harness import Reloading, write_module
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(120)]
@@ -120,9 +119,7 @@ def test_child_exit_code_is_the_parents(project: Path, start) -> None:
 
 
 @pytest.mark.parametrize("reloader_type", ["stat", "watchfiles"])
-def test_restarted_child_exit_code_is_the_parents(
-    project: Path, start, reloader_type: str
-) -> None:
+def test_restarted_child_exit_code_is_the_parents(project: Path, start, reloader_type: str) -> None:
     proc = start(reloader_type=reloader_type)
     proc.expect("RUNNING")
     write_module(project / "target.py", "VALUE = 'exit7'\n")

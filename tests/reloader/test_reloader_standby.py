@@ -1,0 +1,83 @@
+"""The opt-in warm standby (``FASTSERVE_RELOADER_PRELOAD=1``): command-line
+replay rules, and live restarts served by the standby interpreter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from reload_harness import Reloading, write_module
+
+from fastserve._standby import Program, parse_program
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["app.py", "--port", "1"], Program([], "script", "app.py", ["--port", "1"])),
+        (["-u", "-X", "dev", "app.py"], Program(["-u", "-X", "dev"], "script", "app.py", [])),
+        (
+            ["-Xdev", "-Wdefault", "app.py", "-m"],
+            Program(["-Xdev", "-Wdefault"], "script", "app.py", ["-m"]),
+        ),
+        (["-m", "flask", "run", "--debug"], Program([], "module", "flask", ["run", "--debug"])),
+        (["-Bm", "flask", "run"], Program(["-B"], "module", "flask", ["run"])),
+        (["-mflask", "run"], Program([], "module", "flask", ["run"])),
+        (["-c", "print(1)", "a"], Program([], "command", "print(1)", ["a"])),
+        (["-I", "-c", "pass"], Program(["-I"], "command", "pass", [])),
+        (["--", "app.py"], Program([], "script", "app.py", [])),
+        (
+            ["--check-hash-based-pycs", "always", "app.py"],
+            Program(["--check-hash-based-pycs", "always"], "script", "app.py", []),
+        ),
+    ],
+)
+def test_parse_program(argv: list[str], expected: Program) -> None:
+    assert parse_program(argv) == expected
+
+
+@pytest.mark.parametrize("argv", [[], ["-"], ["-u"], ["--version"], ["-c"], ["-W"], ["-u", "-"]])
+def test_parse_program_refuses_what_cannot_be_replayed(argv: list[str]) -> None:
+    assert parse_program(argv) is None
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "target.py").write_text("VALUE = 1\n")
+    return tmp_path
+
+
+@pytest.mark.live
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("reloader_type", ["stat", "watchdog", "watchfiles"])
+def test_standby_takes_over_restarts(project: Path, reloader_type: str) -> None:
+    lazy = project / "lazy.py"
+    lazy.write_text("VALUE = (\n")
+    proc = Reloading(
+        project, env={"FASTSERVE_RELOADER_PRELOAD": "1"}, reloader_type=reloader_type, interval=0.1
+    )
+    try:
+        first = proc.expect("RUNNING")
+        assert "value=1 lazy=error:SyntaxError" in first
+        # Give the standby time to start, so the restart below goes through it.
+        proc.drain(3.0)
+        standby = proc.standby_pids()
+        assert len(standby) == 1
+        write_module(project / "target.py", "VALUE = 2\n")
+        proc.expect("Detected change in")
+        second = proc.expect("RUNNING")
+        assert "value=2" in second
+        assert f"pid={standby[0]} " in second  # the standby became the child
+        # Fixing a file that never imported reloads too, through the next standby.
+        proc.drain(3.0)
+        write_module(lazy, "VALUE = 'fixed'\n")
+        assert repr(str(lazy)) in proc.expect("Detected change in")
+        assert "value=2 lazy=ok:fixed" in proc.expect("RUNNING")
+        # The program's exit code still ends the session.
+        proc.drain(3.0)
+        write_module(project / "target.py", "VALUE = 'exit7'\n")
+        proc.expect("Detected change in")
+        assert proc.wait() == 7
+    finally:
+        proc.close()
+    assert len([line for line in proc.log if line.startswith("RUNNING")]) == 3
