@@ -39,21 +39,14 @@ def connection_environ(
         handler.client_address = ("<local>", 0)
     elif isinstance(handler.client_address, str):
         handler.client_address = (handler.client_address, 0)
-    server_address = server.server_address
-    env: dict[str, Any] = {
-        "wsgi.version": (1, 0),
-        "wsgi.url_scheme": "http" if server.ssl_context is None else "https",
-        "wsgi.multithread": server.multithread,
-        "wsgi.multiprocess": server.multiprocess,
-        "wsgi.run_once": False,
-        "werkzeug.socket": sock,
-        "SERVER_SOFTWARE": handler.server_version,
-        "REMOTE_ADDR": handler.address_string(),
-        "REMOTE_PORT": handler.port_integer(),
-        # werkzeug parity: for AF_UNIX these are the path's first two characters
-        "SERVER_NAME": server_address[0],
-        "SERVER_PORT": str(server_address[1]),
-    }
+    cache: dict[type, dict[str, Any]] = server.__dict__.setdefault("_fs_environ_cache", {})
+    shared = cache.get(type(handler))
+    if shared is None:
+        shared = cache[type(handler)] = _server_environ(handler, server)
+    env = shared.copy()
+    env["werkzeug.socket"] = sock
+    env["REMOTE_ADDR"] = handler.address_string()
+    env["REMOTE_PORT"] = handler.port_integer()
     if isinstance(sock, ssl.SSLSocket):
         try:
             peer_cert = sock.getpeercert(binary_form=True)
@@ -62,6 +55,22 @@ def connection_environ(
         except ValueError:
             _log("error", "Cannot fetch SSL peer certificate info")
     return env
+
+
+def _server_environ(handler: WSGIRequestHandler, server: BaseWSGIServer) -> dict[str, Any]:
+    """The entries that are the same for every connection of ``server``."""
+    server_address = server.server_address
+    return {
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http" if server.ssl_context is None else "https",
+        "wsgi.multithread": server.multithread,
+        "wsgi.multiprocess": server.multiprocess,
+        "wsgi.run_once": False,
+        "SERVER_SOFTWARE": handler.server_version,
+        # werkzeug parity: for AF_UNIX these are the path's first two characters
+        "SERVER_NAME": server_address[0],
+        "SERVER_PORT": str(server_address[1]),
+    }
 
 
 def headers_from_environ(environ: dict[str, Any]) -> HTTPMessage:
