@@ -25,6 +25,7 @@ Usage::
     python bench/bench_server.py                  # 3 rounds x 5 s per cell
     python bench/bench_server.py --quick          # 1 round x 2 s per cell
     python bench/bench_server.py --servers fastserve,werkzeug,waitress --rounds 5
+    python bench/bench_server.py --profile fastserve --scenarios ka32   # py-spy profile
 
 Install wrk with ``apt-get install wrk`` (Debian/Ubuntu) or ``brew install wrk``.
 Without it the Python driver is used; it saturates far below the fast servers,
@@ -208,12 +209,15 @@ class RunningServer:
         env = {**os.environ, **server.env}
         if not server.env.get("FASTSERVE_NO_EXTENSIONS"):
             env.pop("FASTSERVE_NO_EXTENSIONS", None)
+        # stderr goes to a file, never a pipe: a server that logs a lot (waitress warns
+        # "Task queue depth" under load) would block on a full pipe nobody reads.
+        self.stderr = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
             server.command(port),
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL if server.name == "fastserve-log" else subprocess.PIPE,
+            stderr=subprocess.DEVNULL if server.name == "fastserve-log" else self.stderr,
             start_new_session=True,
         )
 
@@ -221,7 +225,8 @@ class RunningServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
+                self.stderr.seek(0)
+                err = self.stderr.read().decode(errors="replace")
                 raise RuntimeError(f"exited with {self.proc.returncode}: {err[-500:]}")
             if _get_ok(self.port):
                 return
@@ -238,8 +243,7 @@ class RunningServer:
                 self.proc.wait(10)
             except ProcessLookupError:
                 pass
-        if self.proc.stderr:
-            self.proc.stderr.close()
+        self.stderr.close()
 
 
 # --- scenarios and load drivers ---------------------------------------------------------------
@@ -524,6 +528,67 @@ def chart(
     return True
 
 
+def summarize_folded(folded: str, top: int = 20) -> str:
+    """Self and inclusive sample shares per function from py-spy's raw (folded) output."""
+    self_counts: dict[str, int] = {}
+    incl_counts: dict[str, int] = {}
+    total = 0
+    for line in folded.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [f for f in stack.split(";") if not f.startswith(("thread (", "process "))]
+        if not frames:
+            continue
+        total += count
+        self_counts[frames[-1]] = self_counts.get(frames[-1], 0) + count
+        for frame in set(frames):
+            incl_counts[frame] = incl_counts.get(frame, 0) + count
+    if not total:
+        return "no samples (is ptrace allowed? py-spy needs CAP_SYS_PTRACE)"
+    lines = [f"{total} samples of busy threads", "", "self %  function"]
+    for frame, n in sorted(self_counts.items(), key=lambda kv: -kv[1])[:top]:
+        lines.append(f"{100 * n / total:6.1f}  {frame}")
+    lines += ["", "incl %  function"]
+    for frame, n in sorted(incl_counts.items(), key=lambda kv: -kv[1])[:top]:
+        lines.append(f"{100 * n / total:6.1f}  {frame}")
+    return "\n".join(lines)
+
+
+def profile(server: Server, scenario: Scenario, duration: float, driver: str, native: bool) -> str:
+    """Sample ``server`` with py-spy while ``scenario`` loads it; return a text summary."""
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(py_spy).exists():
+        sys.exit("py-spy not found: pip install py-spy")
+    running = RunningServer(server, _free_port())
+    out = Path(tempfile.mkdtemp(prefix="bench-prof-"))
+    try:
+        running.wait_ready()
+        cmd = [
+            py_spy, "record", "--pid", str(running.proc.pid), "--format", "raw",
+            "--output", str(out / "folded.txt"), "--duration", str(max(1, round(duration))),
+            "--rate", "250", "--nonblocking", "--function",
+        ]  # fmt: skip
+        if native:
+            cmd.append("--native")
+        spy = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(0.5)  # let py-spy attach before the load starts
+        if driver == "wrk":
+            m = run_wrk(running.port, scenario, duration, out)
+        else:
+            m = run_python_driver(running.port, scenario, duration)
+        _, err = spy.communicate(timeout=duration + 60)
+        folded = (out / "folded.txt").read_text() if (out / "folded.txt").exists() else ""
+        head = f"{server.name} / {scenario.title}: {m.rps:,.0f} req/s under py-spy"
+        if spy.returncode != 0:
+            head += f"\npy-spy exited {spy.returncode}: {err.decode(errors='replace')[-500:]}"
+        return head + "\n\n" + summarize_folded(folded)
+    finally:
+        running.stop()
+        shutil.rmtree(out, ignore_errors=True)
+
+
 def _select(items: Iterable[Any], names: str | None, what: str) -> list[Any]:
     items = list(items)
     if not names:
@@ -553,6 +618,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chart", type=Path, default=BENCH_DIR / "bench_server.png")
     parser.add_argument("--markdown", type=Path, help="also write the tables to this file")
     parser.add_argument("--json", type=Path, help="also write every measurement to this file")
+    parser.add_argument(
+        "--profile",
+        metavar="SERVER",
+        help="instead of the table: sample SERVER with py-spy (pip install py-spy) under the"
+        " first selected scenario and print where the time goes",
+    )
+    parser.add_argument("--profile-native", action="store_true", help="py-spy --native")
     args = parser.parse_args(argv)  # fmt: skip
 
     if args.serve:
@@ -574,6 +646,10 @@ def main(argv: list[str] | None = None) -> int:
 
     chosen = _select(SERVERS, args.servers, "servers")
     scenarios = _select(SCENARIOS, args.scenarios, "scenarios")
+    if args.profile:
+        (server,) = _select(SERVERS, args.profile, "servers")
+        print(profile(server, scenarios[0], args.duration, driver, args.profile_native))
+        return 0
     available = [s for s in chosen if _importable(s.module)]
     missing = [s for s in chosen if s not in available]
     header = (
