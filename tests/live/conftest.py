@@ -119,8 +119,13 @@ class LiveServer:
         reported = self.log().splitlines()[0]
         assert reported == f"PARSER_IMPL={self.impl}", f"server loaded {reported!r}"
 
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+    def log(self, since: int = 0) -> str:
+        """The server's output; ``since`` = a :meth:`log_mark` from earlier."""
+        return self.log_path.read_bytes()[since:].decode(errors="replace")
+
+    def log_mark(self) -> int:
+        """The current end of the log, for ``log(since=...)`` (module-scoped servers are shared)."""
+        return self.log_path.stat().st_size
 
     def wait_for_log(self, *texts: str, timeout: float = 10) -> str:
         """The log once it contains every one of ``texts`` (some lines follow the response)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -21,6 +22,32 @@ WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 _calls: list[dict[str, Any]] = []
 _calls_lock = threading.Lock()
 _released = threading.Event()
+_closed: list[str] = []  # paths whose response iterable was closed
+
+
+class _Tracked:
+    """A response iterable that records its ``close()`` (PEP 3333: always called)."""
+
+    def __init__(self, path: str, pieces: Iterator[bytes]) -> None:
+        self.path, self.pieces = path, pieces
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self.pieces
+
+    def close(self) -> None:
+        with _calls_lock:
+            _closed.append(self.path)
+
+
+def _forever() -> Iterator[bytes]:
+    while True:
+        time.sleep(0.01)
+        yield b"tick\n"
+
+
+def _then_fail() -> Iterator[bytes]:
+    yield b"partial"
+    raise RuntimeError("failed after the first body byte")
 
 
 def _json(start_response: StartResponse, data: Any, status: str = "200 OK") -> list[bytes]:
@@ -97,6 +124,32 @@ def echo(environ: dict[str, Any], start_response: StartResponse) -> Iterable[byt
         write(b"via ")
         write(b"write")
         return [b"+iterable"]
+    if path == "/closed":
+        with _calls_lock:
+            return _json(start_response, list(_closed))
+    if path == "/forever":  # streams until the client goes away
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return _Tracked(path, _forever())
+    if path == "/tracked":
+        start_response("200 OK", [("Content-Length", "4")])
+        return _Tracked(path, iter([b"done"]))
+    if path == "/fail-after-body":  # declared length, error after the first byte
+        start_response("200 OK", [("Content-Length", "100")])
+        return _Tracked(path, _then_fail())
+    if path == "/exc-info":  # replaces its status before anything was sent
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        try:
+            raise ValueError("changed my mind")
+        except ValueError:
+            start_response("503 Changed Mind", [("Content-Length", "7")], sys.exc_info())
+        return [b"retried"]
+    if path == "/cookies":
+        cookies = [("Set-Cookie", f"c{i}={i}; Path=/") for i in range(3)]
+        start_response("200 OK", [*cookies, ("Content-Length", "0")])
+        return []
+    if path == "/latin1":
+        start_response("200 OK", [("X-Latin", "caf\u00e9"), ("Content-Length", "0")])
+        return []
     if path == "/readall":  # read() without a size, as many apps do
         data = environ["wsgi.input"].read()
         return _json(start_response, {"body": data.decode("latin-1")})

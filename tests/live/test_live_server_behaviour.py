@@ -8,6 +8,7 @@ import json
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable
 
 import pytest
@@ -130,3 +131,66 @@ def test_signal_stops_server_with_open_connections(
     assert returncode in ((0,) if signum == signal.SIGINT else (0, -signal.SIGTERM))
     with pytest.raises(OSError):
         socket.create_connection((server.host, server.port), timeout=2).close()
+
+
+def _wait_closed(server: LiveServer, path: str, count: int = 1) -> list[str]:
+    deadline = time.monotonic() + 10
+    while True:
+        closed = server.json("/closed")
+        if closed.count(path) >= count or time.monotonic() > deadline:
+            return closed
+        time.sleep(0.05)
+
+
+def test_iterable_closed_after_a_normal_response(server: LiveServer) -> None:
+    assert server.request("/tracked")[2] == b"done"
+    assert "/tracked" in _wait_closed(server, "/tracked")
+
+
+def test_client_leaving_a_stream_frees_the_request(server: LiveServer) -> None:
+    """A client that goes away mid-stream: the server notices on its next send, closes the
+    app's iterable (freeing the thread) and logs the drop without a traceback."""
+    mark = server.log_mark()
+    with server.raw_socket() as sock:
+        sock.sendall(b"GET /forever HTTP/1.1\r\nHost: t\r\n\r\n")
+        received = b""
+        while b"tick" not in received:
+            received += sock.recv(4096)
+    assert "/forever" in _wait_closed(server, "/forever")
+    assert "Traceback" not in server.log(since=mark)
+
+
+def test_error_after_first_body_byte_truncates(server: LiveServer) -> None:
+    """Headers are sent with the first body byte: a later error cannot become a 500; the client
+    sees the truncation and the iterable is still closed."""
+    conn = server.connect()
+    try:
+        conn.request("GET", "/fail-after-body")
+        response = conn.getresponse()
+        assert response.status == 200
+        with pytest.raises(http.client.IncompleteRead) as excinfo:
+            response.read()
+        assert excinfo.value.partial == b"partial"
+    finally:
+        conn.close()
+    assert "/fail-after-body" in _wait_closed(server, "/fail-after-body")
+    log = server.wait_for_log("RuntimeError: failed after the first body byte")
+    assert "RuntimeError: failed after the first body byte" in log
+
+
+def test_exc_info_replaces_unsent_status(server: LiveServer) -> None:
+    status, headers, body = server.request("/exc-info")
+    assert (status, body) == (503, b"retried")
+    assert headers["Content-Type"] is None
+
+
+def test_repeated_response_headers_kept(server: LiveServer) -> None:
+    _, headers, _ = server.request("/cookies")
+    assert headers.get_all("Set-Cookie") == ["c0=0; Path=/", "c1=1; Path=/", "c2=2; Path=/"]
+
+
+def test_latin1_response_header(server: LiveServer) -> None:
+    with server.raw_socket() as sock:
+        sock.sendall(b"GET /latin1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        response = recv_until_closed(sock)
+    assert b"\r\nX-Latin: caf\xe9\r\n" in response
