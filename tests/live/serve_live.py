@@ -3,7 +3,10 @@
 Options: ``mode`` (``"run_simple"``, the default, or ``"make_server"``), and the
 keyword arguments of that function (``hostname``, ``port``, ``threaded``,
 ``processes``, ``ssl_context``...). ``ssl_context`` may be ``"adhoc"`` or a
-``[cert, key]`` list (turned into the tuple ``run_simple`` expects). The parser
+``[cert, key]`` list (turned into the tuple ``run_simple`` expects);
+``request_handler`` names a class: ``"werkzeug"`` / ``"fastserve"`` (that
+package's ``WSGIRequestHandler``), with ``-quiet`` a subclass overriding
+``log_request`` to silence the access log. The parser
 implementation follows ``FASTSERVE_NO_EXTENSIONS`` in the environment; the
 first line on stdout names it, so the test can check it.
 """
@@ -22,10 +25,34 @@ import fastserve.parser  # noqa: E402
 from fastserve import serving  # noqa: E402
 
 
+def _quiet(base: type) -> type:
+    """A handler subclass that silences the access log (the common override)."""
+
+    class Quiet(base):  # type: ignore[misc, valid-type]
+        def log_request(self, code: object = "-", size: object = "-") -> None:
+            pass
+
+    return Quiet
+
+
+def _handler(name: str) -> type:
+    import werkzeug.serving
+
+    bases = {
+        "werkzeug": werkzeug.serving.WSGIRequestHandler,
+        "fastserve": serving.WSGIRequestHandler,
+    }
+    kind, _, variant = name.partition("-")
+    base = bases[kind]
+    return _quiet(base) if variant == "quiet" else base
+
+
 def main() -> None:
     app = live_apps.APPS[sys.argv[1]]()
     options = json.loads(sys.argv[2])
     mode = options.pop("mode", "run_simple")
+    if "request_handler" in options:
+        options["request_handler"] = _handler(options["request_handler"])
     if isinstance(options.get("ssl_context"), list):
         options["ssl_context"] = tuple(options["ssl_context"])
     print(f"PARSER_IMPL={fastserve.parser.PARSER_IMPL}", flush=True)
