@@ -20,7 +20,14 @@ Configurations (server / reloader):
   ``run_simple`` imports ``werkzeug._reloader.run_with_reloader`` at call
   time; the app rebinds it), which isolates the reloader's share;
 - ``fastserve``: ``fastserve.serving.run_simple`` (skipped with a note when
-  that module is not importable).
+  that module is not importable); ``+preload`` rows set
+  ``FASTSERVE_RELOADER_PRELOAD=1`` (the opt-in warm standby, see
+  ``fastserve._standby``).
+
+A ``(floor)`` row per server is the cold start of the app's reloader child
+alone (spawn to first answer), measured in the same rounds: no reloader can
+restart faster without a standby. "over cold start" is a row's median minus
+its server's floor median.
 
 Usage::
 
@@ -348,7 +355,7 @@ def run(args: argparse.Namespace) -> dict[tuple[str, str], Result]:
             srv = Server(*config, root)
             try:
                 srv.wait_ready()
-                time.sleep(1.0)  # let the first scans finish
+                time.sleep(2.0)  # let the first scans (and a standby's preload) finish
                 before, t0 = srv.cpu_seconds(), time.monotonic()
                 time.sleep(args.idle)
                 after, elapsed = srv.cpu_seconds(), time.monotonic() - t0
@@ -399,7 +406,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="3 edits, 4 s idle")
     parser.add_argument("--edits", type=int, default=8, help="edits per configuration")
     parser.add_argument(
-        "--per-round", type=int, default=4, help="edits per configuration per round"
+        "--per-round", type=int, default=2, help="edits per configuration per round"
     )
     parser.add_argument("--idle", type=float, default=10.0, help="seconds of idle CPU measurement")
     parser.add_argument(
