@@ -22,8 +22,10 @@ is in an installed module (the standby holds the old copy), when the standby
 died, or when the command line cannot be replayed (``python -`` / stdin).
 
 Why opt-in: importing installed modules before the program's first line can
-change behaviour that depends on import order (``gevent.monkey.patch_all()``,
-``matplotlib.use()``, environment variables set before an import).
+change behaviour that depends on import order (``matplotlib.use()``, an
+environment variable set by the program before importing a library that reads
+it at import time). Programs that imported gevent or eventlet (monkey-patching)
+never get a standby.
 """
 
 from __future__ import annotations
@@ -39,6 +41,10 @@ import typing as t
 PRELOAD_ENV = "FASTSERVE_RELOADER_PRELOAD"
 CHANNEL_ENV = "FASTSERVE_RELOADER_CHANNEL"
 GO_ENV = "FASTSERVE_RELOADER_GO"
+
+#: Programs that patch the stdlib in place must import it themselves, first:
+#: no standby is offered when one of these was imported.
+_ORDER_SENSITIVE = ("gevent", "eventlet")
 
 #: Interpreter options that take a value (``-W x`` or ``-Wx``).
 _OPTIONS_WITH_VALUE = frozenset("WX")
@@ -128,8 +134,14 @@ def _channel_write(line: str) -> None:
 
 
 def report_modules(prefixes: tuple[str, ...]) -> None:
-    """Tell the parent which installed modules this child imported, in order."""
+    """Tell the parent which installed modules this child imported, in order.
+
+    Nothing is reported (so no standby is started) for programs whose import
+    order matters (:data:`_ORDER_SENSITIVE`).
+    """
     if os.environ.get(CHANNEL_ENV) is None:
+        return
+    if any(name in sys.modules for name in _ORDER_SENSITIVE):
         return
     names = []
     for name, module in list(sys.modules.items()):

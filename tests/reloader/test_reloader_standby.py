@@ -3,11 +3,15 @@ replay rules, and live restarts served by the standby interpreter."""
 
 from __future__ import annotations
 
+import os
+import sys
+import types
 from pathlib import Path
 
 import pytest
 from reload_harness import Reloading, write_module
 
+from fastserve import _standby
 from fastserve._standby import Program, parse_program
 
 
@@ -39,6 +43,36 @@ def test_parse_program(argv: list[str], expected: Program) -> None:
 @pytest.mark.parametrize("argv", [[], ["-"], ["-u"], ["--version"], ["-c"], ["-W"], ["-u", "-"]])
 def test_parse_program_refuses_what_cannot_be_replayed(argv: list[str]) -> None:
     assert parse_program(argv) is None
+
+
+def _reported(monkeypatch: pytest.MonkeyPatch) -> str:
+    read_fd, write_fd = os.pipe()
+    try:
+        monkeypatch.setenv(_standby.CHANNEL_ENV, str(write_fd))
+        _standby.report_modules((sys.base_prefix,))
+        os.close(write_fd)
+        with os.fdopen(read_fd, "rb") as channel:
+            return channel.read().decode()
+    finally:
+        for fd in (read_fd, write_fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def test_report_modules_lists_installed_modules_in_import_order(monkeypatch) -> None:
+    message = _reported(monkeypatch)
+    pid, kind, names = message.rstrip("\n").split(" ", 2)
+    assert (int(pid), kind) == (os.getpid(), "M")
+    names = names.split(",")
+    assert "json" in names and "os" in names
+    assert not any(n.startswith(("test_reloader", "reload_harness")) for n in names)
+
+
+def test_report_modules_offers_no_standby_to_monkey_patchers(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "gevent", types.ModuleType("gevent"))
+    assert _reported(monkeypatch) == ""
 
 
 @pytest.fixture
