@@ -547,7 +547,9 @@ class HTTPConnection:
             if not keep and reader.wire_left() != 0:
                 return LINGER
         if not keep:
-            return LINGER if self.buf else CLOSE
+            # half-close when the client may still be sending (pipelined
+            # requests, a websocket peer's close frame): no reset for it
+            return LINGER if self.buf or "HTTP_UPGRADE" in env else CLOSE
         return PARK
 
     def _run_app(self, app: Any, env: dict[str, Any], exchange: Exchange) -> None:

@@ -48,8 +48,15 @@ def test_flask_sock_echo(serve: Any, logs: Any) -> None:
             s.sendall(b"GET /plain HTTP/1.1\r\nHost: x\r\n\r\n")
             assert Reader(s).response().body == b"plain"
         ws.send("bye")
+        # the server ends the session: the client sees the close frame
+        for _ in range(250):
+            if not ws.connected:
+                break
+            threading.Event().wait(0.02)
+        assert not ws.connected
     finally:
-        ws.close()
+        if ws.connected:
+            ws.close()
     engine = srv.server._engine
     # the taken-over socket left the engine (closed, never parked for reuse)
     for _ in range(200):
