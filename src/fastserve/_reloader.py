@@ -418,8 +418,11 @@ def _exit_for_restart(changed: str | None = None) -> t.NoReturn:
 
 def _skip_teardown() -> None:
     # Registered last, so it runs first: run every other handler, then leave.
+    run_others = getattr(atexit, "_run_exitfuncs", None)
+    if run_others is None:  # pragma: no cover - not CPython/PyPy: full teardown
+        return
     atexit.unregister(_skip_teardown)
-    atexit._run_exitfuncs()
+    run_others()
     for stream in (sys.stdout, sys.stderr):
         try:
             if stream is not None:
@@ -733,7 +736,13 @@ class WatchdogReloaderLoop(_ScanningLoop):
 
     def run_step(self) -> None:
         self._refresh_watches()
-        changed = self._poll(self._scan.polled_files())
+        failed = [path for (path, _), watch in self.watches.items() if watch is None]
+        polled = self._scan.polled_files()
+        if failed:
+            # A directory that could not be watched (inotify limits): poll it.
+            unwatched = {f for f in self._scan.files() if _is_under(os.path.dirname(f), failed)}
+            polled = polled | unwatched
+        changed = self._poll(polled)
         if changed is not None:
             self.trigger_reload(changed)
 
@@ -805,6 +814,7 @@ class WatchfilesReloaderLoop(_ScanningLoop):
         self._accept = _PathFilter(self)
         self._watching: set[tuple[str, bool]] = set()
         self._notify: t.Any = None
+        self._unwatched = False
 
     def _open(self) -> None:
         """(Re)create the Rust watcher for the scan's current directories."""
@@ -817,7 +827,13 @@ class WatchfilesReloaderLoop(_ScanningLoop):
         # if any target needs it; _PathFilter drops what the walk pruned.
         recursive = any(r for _, r in self._watching)
         force_polling = os.environ.get("WATCHFILES_FORCE_POLLING", "").lower() in {"1", "true"}
-        self._notify = self._rust_notify(paths, False, force_polling, 300, recursive, True)
+        try:
+            self._notify = self._rust_notify(paths, False, force_polling, 300, recursive, True)
+            self._unwatched = False
+        except (OSError, RuntimeError) as exc:
+            # e.g. the inotify watch limit: keep reloading, by polling.
+            _log("warning", f" * watchfiles cannot watch ({exc}); polling files instead")
+            self._unwatched = True
 
     def _close(self) -> None:
         notify, self._notify = self._notify, None
@@ -855,7 +871,7 @@ class WatchfilesReloaderLoop(_ScanningLoop):
     def run_step(self) -> None:
         if self._scan.refresh() and _watch_targets(self._scan) != self._watching:
             self._open()
-        changed = self._poll(self._scan.polled_files())
+        changed = self._poll(self._scan.files() if self._unwatched else self._scan.polled_files())
         if changed is not None:
             self.trigger_reload(changed)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from unittest.mock import Mock, patch
 
 import pytest
+import watchfiles._rust_notify  # noqa: F401 - imported before `tree` narrows sys.path
 from watchdog.events import (
     EVENT_TYPE_CLOSED,
     EVENT_TYPE_CLOSED_NO_WRITE,
@@ -310,3 +311,46 @@ def test_missing_package_names_the_extra(cls, module: str, monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, module, None)  # makes the import fail
     with pytest.raises(ImportError, match=r"pip install 'fastserve\[reload\]'"):
         cls()
+
+
+# --- notification loops fall back to polling when a watch cannot be set up ---
+
+
+def test_watchdog_polls_directories_it_could_not_watch(tree: Path, monkeypatch) -> None:
+    loop = WatchdogReloaderLoop(interval=0)
+
+    def refuse(*args, **kwargs):
+        raise OSError(28, "inotify watch limit reached")
+
+    monkeypatch.setattr(loop.observer, "schedule", refuse)
+    with patch.object(WatchdogReloaderLoop, "trigger_reload") as trigger:
+        with loop:
+            assert loop.watches and all(w is None for w in loop.watches.values())
+            bump(tree / "pkg" / "mod.py")
+            loop.run_step()
+    trigger.assert_called_once_with(str(tree / "pkg" / "mod.py"))
+
+
+def test_watchfiles_falls_back_to_polling(tree: Path, monkeypatch, caplog) -> None:
+    loop = WatchfilesReloaderLoop(interval=0)
+
+    def refuse(*args, **kwargs):
+        raise OSError(24, "too many open files")
+
+    monkeypatch.setattr(loop, "_rust_notify", refuse)
+    caplog.set_level("WARNING", logger="werkzeug")
+    with patch.object(WatchfilesReloaderLoop, "trigger_reload") as trigger, loop:
+        assert "polling files instead" in caplog.text
+        assert loop.should_restart() is None
+        trigger.assert_not_called()
+        bump(tree / "app.py")
+        loop.should_restart()
+    trigger.assert_called_once_with(str(tree / "app.py"))
+
+
+def test_watchfiles_reports_a_change_in_a_watched_directory(tree: Path) -> None:
+    loop = WatchfilesReloaderLoop(interval=5)
+    with loop:
+        bump(tree / "pkg" / "mod.py")
+        # notify reports within the interval: no polling involved here.
+        assert loop.should_restart() == str(tree / "pkg" / "mod.py")
