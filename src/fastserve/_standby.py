@@ -179,8 +179,9 @@ def standby_main(program_json: str) -> None:
     """The standby interpreter: preload, wait for ``go``, run the program."""
     spec = json.loads(program_json)
     program = Program(*spec["program"])
-    # Preload with the program's own sys.path, so names resolve as they did.
-    _set_path0(_path0(program))
+    # Preload with the program's own sys.path and argv, so names resolve
+    # (and import-time code sees the command line) as in a cold start.
+    _prepare_sys(program, spec["orig_argv"])
     with os.fdopen(int(os.environ.pop(GO_ENV)), "r") as go:
         try:
             for name in go.readline().strip().split(","):
@@ -198,20 +199,23 @@ def standby_main(program_json: str) -> None:
     run_program(program, spec["orig_argv"])
 
 
+def _prepare_sys(program: Program, orig_argv: list[str]) -> None:
+    sys.orig_argv = orig_argv
+    _set_path0(_path0(program))
+    first = "-c" if program.kind == "command" else program.target
+    sys.argv = [first, *program.args]
+
+
 def run_program(program: Program, orig_argv: list[str]) -> None:
     """Run ``program`` as ``__main__``, the way the interpreter's command line does."""
     import runpy
 
-    sys.orig_argv = orig_argv
-    _set_path0(_path0(program))
+    _prepare_sys(program, orig_argv)
     if program.kind == "script":
-        sys.argv = [program.target, *program.args]
         runpy.run_path(program.target, run_name="__main__")
     elif program.kind == "module":
-        sys.argv = [program.target, *program.args]
         runpy.run_module(program.target, run_name="__main__", alter_sys=True)
     else:
-        sys.argv = ["-c", *program.args]
         main = sys.modules["__main__"]
         for name in [n for n in vars(main) if not n.startswith("__")]:
             delattr(main, name)

@@ -17,6 +17,7 @@ from typing import Any
 import fastserve
 
 RUNNER = Path(__file__).with_name("reload_runner.py")
+RUN_AS_COMMAND = "import runpy; runpy.run_path('reload_runner.py', run_name='__main__')"
 #: Upper bound for any single wait; generous because the machine is shared.
 WAIT = 30.0
 
@@ -37,7 +38,13 @@ CHECKOUT_EXCLUDE = _checkout_exclude()
 class Reloading:
     """A ``reload_runner.py`` process tree (parent + reloaded child) in ``project``."""
 
-    def __init__(self, project: Path, env: dict[str, str] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        project: Path,
+        env: dict[str, str] | None = None,
+        how: str = "script",
+        **kwargs: Any,
+    ) -> None:
         self.project = project
         shutil.copy(RUNNER, project / "reload_runner.py")
         kwargs["exclude_patterns"] = [*kwargs.get("exclude_patterns", ()), *CHECKOUT_EXCLUDE]
@@ -46,8 +53,13 @@ class Reloading:
         env.pop("WERKZEUG_SERVER_FD", None)
         env["PYTHONUNBUFFERED"] = "1"
         env["PYTHONDONTWRITEBYTECODE"] = "1"
+        program = {
+            "script": ["reload_runner.py"],
+            "module": ["-m", "reload_runner"],
+            "command": ["-c", RUN_AS_COMMAND],
+        }[how]
         self.proc = subprocess.Popen(
-            [sys.executable, "reload_runner.py", json.dumps(kwargs)],
+            [sys.executable, *program, json.dumps(kwargs)],
             cwd=project,
             env=env,
             stdout=subprocess.PIPE,

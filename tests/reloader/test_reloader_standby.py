@@ -115,3 +115,22 @@ def test_standby_takes_over_restarts(project: Path, reloader_type: str) -> None:
     finally:
         proc.close()
     assert len([line for line in proc.log if line.startswith("RUNNING")]) == 3
+
+
+@pytest.mark.live
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("how", ["module", "command"])
+def test_standby_replays_module_and_command_lines(project: Path, how: str) -> None:
+    preload = {"FASTSERVE_RELOADER_PRELOAD": "1"}
+    proc = Reloading(project, env=preload, how=how, reloader_type="stat", interval=0.1)
+    try:
+        assert "value=1" in proc.expect("RUNNING")
+        proc.drain(3.0)
+        standby = proc.standby_pids()
+        assert len(standby) == 1
+        write_module(project / "target.py", "VALUE = 2\n")
+        second = proc.expect("RUNNING")
+        assert "value=2" in second
+        assert f"pid={standby[0]} " in second
+    finally:
+        proc.close()
