@@ -65,7 +65,9 @@ cdef extern from "Python.h":
     PyObject* PyDict_SetDefault(object d, object key, object default) except NULL
     int PyDict_SetItem(object d, object key, object value) except -1
     Py_ssize_t PyDict_GET_SIZE(object d)
-    object _PyDict_NewPresized(Py_ssize_t minused)
+    object PyDict_Copy(object d)
+    # Cython's portable wrapper (plain PyDict_New where CPython's presizing is unavailable)
+    object __Pyx_PyDict_NewPresized(Py_ssize_t minused)
 
 
 # --- character classes (RFC 9110 §5.6.2, §5.5; RFC 9112 §3.2; RFC 5234 HEXDIG) -------------
@@ -127,6 +129,23 @@ cdef str K_CONTENT_LENGTH = "CONTENT_LENGTH"
 cdef str K_HTTP_HOST = "HTTP_HOST"
 cdef tuple METHODS = ("GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE")
 
+# Every environ starts as a copy of this dict: CPython copies a dict with one allocation and
+# a memcpy, and replacing a value is cheaper than inserting a key. It is presized so that a
+# copy takes the request's entries *and* the ~16 a server adds next (wsgi.*, SERVER_*,
+# REMOTE_*, PEP 3333) without growing: growing rehashes every entry, which costs more than
+# the parse of a typical head. Heads with more fields get a dict presized for them.
+cdef enum:
+    SERVER_ENTRIES = 16
+    TEMPLATE_FIELDS = 19  # 7 + 19 + 16 = 42 entries: the usable part of a 64-slot table
+cdef dict _TEMPLATE = __Pyx_PyDict_NewPresized(7 + TEMPLATE_FIELDS + SERVER_ENTRIES)
+_TEMPLATE[K_REQUEST_METHOD] = "GET"
+_TEMPLATE[K_SCRIPT_NAME] = S_EMPTY
+_TEMPLATE[K_PATH_INFO] = "/"
+_TEMPLATE[K_QUERY_STRING] = S_EMPTY
+_TEMPLATE[K_REQUEST_URI] = "/"
+_TEMPLATE[K_RAW_URI] = "/"
+_TEMPLATE[K_SERVER_PROTOCOL] = S_HTTP11
+
 
 # --- field kinds: names the parser interprets (compared case-insensitively) ----------------
 
@@ -167,6 +186,7 @@ cdef enum:
 cdef struct NameEntry:
     Py_ssize_t n                    # 0: empty slot
     uint64_t lower[NAME_WORDS]      # the name in lower case, zero-padded
+    uint64_t fold[NAME_WORDS]       # 0x20 where the name has a letter (case may differ), else 0
     int kind
     PyObject* key                   # borrowed from _name_keys
 
@@ -201,24 +221,32 @@ cdef inline unsigned int _name_hash(const unsigned char* p, Py_ssize_t n) noexce
 
 
 cdef inline bint _name_eq(const unsigned char* p, const NameEntry* entry, Py_ssize_t n) noexcept:
-    """``p[:n]`` (tchar bytes, ``n == entry.n``) equals the entry's name, ignoring case.
+    """``p[:n]`` (``n == entry.n``, the bytes before a ":") is the entry's name in any case.
 
-    Setting bit 0x20 lower-cases letters; on the other tchar bytes it could only make a
-    false match with a byte the table's names never contain (they hold letters, digits, "-").
+    Only letters may differ in case (``fold``): every other byte must be equal, so a match
+    is itself a valid token and needs no further check. Eight bytes at a time, the last
+    word overlapping; a name shorter than 8 byte by byte.
     """
     cdef Py_ssize_t i = 0
-    cdef uint64_t x, y
+    cdef uint64_t x, y, m
     cdef const unsigned char* lower = <const unsigned char*>entry.lower
-    while i + 8 <= n:
+    cdef const unsigned char* fold = <const unsigned char*>entry.fold
+    if n >= 8:
+        while i + 8 < n:
+            memcpy(&x, p + i, 8)
+            memcpy(&y, lower + i, 8)
+            memcpy(&m, fold + i, 8)
+            if (x | m) != y:
+                return False
+            i += 8
+        i = n - 8
         memcpy(&x, p + i, 8)
         memcpy(&y, lower + i, 8)
-        if (x | 0x2020202020202020ULL) != y:
+        memcpy(&m, fold + i, 8)
+        return (x | m) == y
+    for i in range(n):
+        if (p[i] | fold[i]) != lower[i]:
             return False
-        i += 8
-    while i < n:
-        if (p[i] | 0x20) != lower[i]:
-            return False
-        i += 1
     return True
 
 
@@ -240,6 +268,7 @@ cdef void _build_name_table() except *:
     cdef bytes raw
     cdef Py_ssize_t n, i
     cdef unsigned char* lower
+    cdef unsigned char* fold
     cdef int k
     for k in range(NAME_TABLE_SIZE):
         _names[k].n = 0
@@ -255,8 +284,10 @@ cdef void _build_name_table() except *:
             slot = (slot + 1) & (NAME_TABLE_SIZE - 1)
         _names[slot].n = n
         lower = <unsigned char*>_names[slot].lower
+        fold = <unsigned char*>_names[slot].fold
         for i in range(NAME_MAX):
             lower[i] = raw[i] if i < n else 0
+            fold[i] = 0x20 if i < n and b"a"[0] <= raw[i] <= b"z"[0] else 0
         _names[slot].kind = kind
         _names[slot].key = <PyObject*>key
 
@@ -301,13 +332,28 @@ cdef extern from *:
        DEL, n when there is none. Sets *high when a byte >= 0x80 is among p[0:n] scanned so
        far (whole blocks are ORed: they never reach past n, and the caller rescans after a
        hit, so the answer is exact for the bytes it keeps). */
-    static inline Py_ssize_t fs_find_ctl(const unsigned char *p, Py_ssize_t n, int *high) {
+    static inline Py_ssize_t fs_find_ctl(const unsigned char *p, Py_ssize_t n,
+                                         const unsigned char *base, int *high) {
         Py_ssize_t i = 0;
     #ifdef FS_SSE2
         const __m128i bias = _mm_set1_epi8((char)0x80);
         const __m128i lim = _mm_set1_epi8((char)(0x20 ^ 0x80));
         const __m128i del = _mm_set1_epi8(0x7F);
         int hi = 0;
+        if (n < 16 && p + n - 16 >= base) {
+            /* a short run: the 16 bytes ending at p + n (those before p are earlier bytes
+               of the same buffer), the ones before p masked off */
+            __m128i x = _mm_loadu_si128((const __m128i *)(p + n - 16));
+            __m128i bad = _mm_or_si128(_mm_cmplt_epi8(_mm_xor_si128(x, bias), lim), _mm_cmpeq_epi8(x, del));
+            unsigned int m = (unsigned int)_mm_movemask_epi8(bad) >> (16 - n);
+            if (((unsigned int)_mm_movemask_epi8(x) >> (16 - n)) != 0) *high = 1;
+            if (n == 0) return 0;
+            if (m) {
+                /* the high bits of bytes after the hit were counted too: rescanned later */
+                return __builtin_ctz(m);
+            }
+            return n;
+        }
         for (; i + 16 <= n; i += 16) {
             __m128i x = _mm_loadu_si128((const __m128i *)(p + i));
             __m128i bad = _mm_or_si128(_mm_cmplt_epi8(_mm_xor_si128(x, bias), lim), _mm_cmpeq_epi8(x, del));
@@ -376,7 +422,8 @@ cdef extern from *:
         return i;
     }
     """
-    Py_ssize_t fs_find_ctl(const unsigned char* p, Py_ssize_t n, int* high) noexcept nogil
+    Py_ssize_t fs_find_ctl(const unsigned char* p, Py_ssize_t n, const unsigned char* base,
+                           int* high) noexcept nogil
     Py_ssize_t fs_find_nontarget(const unsigned char* p, Py_ssize_t n) noexcept nogil
 
 
@@ -445,7 +492,7 @@ cdef int _check_field_content(const unsigned char* p, Py_ssize_t s, Py_ssize_t l
     whether the value holds obs-text, and the interned environ key of a known name (else
     NULL).
     """
-    cdef Py_ssize_t i = s
+    cdef Py_ssize_t i = s, j
     cdef int kind
     cdef NameEntry* entry
     cdef const unsigned char* colon
@@ -461,27 +508,28 @@ cdef int _check_field_content(const unsigned char* p, Py_ssize_t s, Py_ssize_t l
         colon = <const unsigned char*>memchr(p + s, b":", le - s)
         if colon == NULL:
             raise InvalidHeaderError("field line without a colon")
-        if colon == p + s:
+        i = colon - p
+        if i == s:
             raise InvalidHeaderError("empty field name")
-        while i < colon - p:
-            all_tchar &= CT[p[i]]  # no early exit: names are short, branches cost more
-            i += 1
-        if not all_tchar:
-            raise InvalidHeaderError("invalid field name")
         entry = _lookup_name(p + s, i - s)
-        if entry != NULL:
+        if entry != NULL:  # a known name: a valid token (see _name_eq)
             kind = entry.kind
             key[0] = entry.key
-        elif memchr(p + s, b"_", i - s) != NULL:
-            kind = F_DROP  # werkzeug drops them: "_" and "-" map to the same key
         else:
-            kind = F_OTHER
+            for j in range(s, i):
+                all_tchar &= CT[p[j]]  # no early exit: names are short, branches cost more
+            if not all_tchar:
+                raise InvalidHeaderError("invalid field name")
+            if memchr(p + s, b"_", i - s) != NULL:
+                kind = F_DROP  # werkzeug drops them: "_" and "-" map to the same key
+            else:
+                kind = F_OTHER
         name_end[0] = i
         i += 1
         while i < le and CT[p[i]] & C_OWS:
             i += 1
     value_start[0] = i
-    high[0] = _check_value(p + i, le - i)
+    high[0] = _check_value(p + i, le - i, p)
     return kind
 
 
@@ -492,14 +540,14 @@ cdef bint _VALUE_FAST = all(c in _abnf.FIELD_VALUE_CHAR for c in range(256) if c
 cdef bint _TARGET_FAST = all(c in _abnf.TARGET_CHAR for c in range(0x21, 0x7F))
 
 
-cdef int _check_value(const unsigned char* p, Py_ssize_t n) except -1:
+cdef int _check_value(const unsigned char* p, Py_ssize_t n, const unsigned char* base) except -1:
     """RFC 9110 §5.5: every byte is SP, HTAB, VCHAR or obs-text; returns whether one is
-    obs-text (1) or not (0)."""
+    obs-text (1) or not (0). ``base`` is the start of the buffer ``p`` points into."""
     cdef Py_ssize_t i = 0
     cdef int high = 0
     if _VALUE_FAST:
         while True:
-            i += fs_find_ctl(p + i, n - i, &high)
+            i += fs_find_ctl(p + i, n - i, base, &high)
             if i >= n:
                 return high
             if not (CT[p[i]] & C_VALUE):
@@ -930,7 +978,7 @@ cdef class RequestParser:
 
     cdef int _finish(self, const unsigned char* p) except -1:
         """The head is complete: build the environ and decide the framing (RFC 9112 §6)."""
-        cdef dict env = _PyDict_NewPresized(self._nfields + 8)
+        cdef dict env
         cdef Py_ssize_t i, j, n, total, ms = self._rl_start
         cdef Py_ssize_t mlen = self._m_end - ms
         cdef Field* f
@@ -959,20 +1007,27 @@ cdef class RequestParser:
         if method is None:
             method = _ascii(p + ms, mlen)
         version = S_HTTP11 if self._http11 else S_HTTP10
-        env[K_REQUEST_METHOD] = method
-        env[K_SCRIPT_NAME] = S_EMPTY
+        if self._nfields <= TEMPLATE_FIELDS:
+            env = PyDict_Copy(_TEMPLATE)
+        else:
+            env = __Pyx_PyDict_NewPresized(7 + self._nfields + SERVER_ENTRIES)
+            env[K_SCRIPT_NAME] = S_EMPTY
+            env[K_QUERY_STRING] = S_EMPTY
+            env[K_REQUEST_METHOD] = method
+            env[K_SERVER_PROTOCOL] = version
+        if method is not "GET":
+            env[K_REQUEST_METHOD] = method
+        if version is not S_HTTP11:
+            env[K_SERVER_PROTOCOL] = version
         if self._form == T_ASTERISK:
             env[K_PATH_INFO] = S_STAR
         else:
             env[K_PATH_INFO] = self._path_info(p)
         if self._q_start >= 0:
             env[K_QUERY_STRING] = _ascii(p + self._q_start, self._q_end - self._q_start)
-        else:
-            env[K_QUERY_STRING] = S_EMPTY
         value = _ascii(p + self._uri_start, self._t_end - self._uri_start)
         env[K_REQUEST_URI] = value
         env[K_RAW_URI] = value
-        env[K_SERVER_PROTOCOL] = version
 
         try:
             i = 0
