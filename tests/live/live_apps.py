@@ -160,10 +160,11 @@ def echo(environ: dict[str, Any], start_response: StartResponse) -> Iterable[byt
         headers = [(f"X-Header-{i}", f"value {i}") for i in range(90)]  # http.client takes 100
         start_response("200 OK", [*headers, ("Content-Length", "2")])
         return [b"ok"]
-    if path == "/big":
-        body = b"x" * (4 * 1024 * 1024)
-        start_response("200 OK", [("Content-Length", str(len(body)))])
-        return [body[i : i + 65536] for i in range(0, len(body), 65536)]
+    if path == "/big":  # 4 MiB of "x", or ?mb=N MiB
+        size = int(environ["QUERY_STRING"].partition("mb=")[2] or 4) * 1024 * 1024
+        piece = b"x" * 65536
+        start_response("200 OK", [("Content-Length", str(size))])
+        return (piece for _ in range(size // len(piece)))
     body = _read_body(environ)
     return _json(
         start_response,
