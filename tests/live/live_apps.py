@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 import threading
 import time
@@ -189,7 +190,7 @@ def echo(environ: dict[str, Any], start_response: StartResponse) -> Iterable[byt
 
 def make_flask_app() -> Any:
     """A Flask app with the features users hit first."""
-    from flask import Flask, Response, abort, jsonify, request, stream_with_context
+    from flask import Flask, Response, abort, jsonify, request, send_file, stream_with_context
 
     app = Flask("fastserve_live")
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
@@ -234,6 +235,15 @@ def make_flask_app() -> Any:
     @app.get("/teapot")
     def teapot() -> str:
         abort(418)
+
+    @app.get("/file")
+    def file() -> Response:
+        """A 1 MiB file through send_file: ETag, conditional requests, byte ranges."""
+        path = os.path.abspath(f"file-{os.getpid()}.bin")  # cwd: the test's scratch dir
+        if not os.path.exists(path):
+            with open(path, "wb") as f:
+                f.write(bytes(range(256)) * 4096)
+        return send_file(path, mimetype="application/octet-stream", conditional=True)
 
     return app
 

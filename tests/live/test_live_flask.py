@@ -113,3 +113,24 @@ def test_413_raw_client_sends_everything_first(flask_server: LiveServer) -> None
     head_lines = response.partition(b"\r\n\r\n")[0].split(b"\r\n")
     if b"Connection: close" not in head_lines:
         assert response.endswith(b"Hello from Flask")
+
+
+FILE = bytes(range(256)) * 4096
+
+
+def test_send_file_full_range_conditional_head(flask_server: LiveServer) -> None:
+    """send_file on one keep-alive connection: 200, 206 for a Range, 304 for its ETag, HEAD."""
+    url = f"{flask_server.url}/file"
+    with requests.Session() as session:
+        full = session.get(url, timeout=10)
+        assert full.status_code == 200 and full.content == FILE
+        part = session.get(url, headers={"Range": "bytes=10-19"}, timeout=10)
+        assert part.status_code == 206 and part.content == FILE[10:20]
+        assert part.headers["Content-Range"] == f"bytes 10-19/{len(FILE)}"
+        cached = session.get(url, headers={"If-None-Match": full.headers["ETag"]}, timeout=10)
+        assert cached.status_code == 304 and cached.content == b""
+        head = session.head(url, timeout=10)
+        assert head.status_code == 200 and head.content == b""
+        assert int(head.headers["Content-Length"]) == len(FILE)
+        again = session.get(url, timeout=10)
+        assert again.content == FILE
