@@ -26,6 +26,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Protocol
 
+from werkzeug.exceptions import ClientDisconnected
+
 from .errors import BodyTooLargeError, HTTPParseError
 from .parser import ChunkedDecoder
 
@@ -253,22 +255,27 @@ class ChunkedReader(_Reader):
             self._raw = raw[used:] if used else raw
 
     def _fill(self) -> bool:
-        """Receive more of the body; False at EOF."""
+        """Receive more of the body.
+
+        :raises werkzeug.exceptions.ClientDisconnected: the connection ended
+            before the last chunk (what werkzeug's ``LimitedStream`` raises for
+            a short Content-Length body).
+        """
         conn = self._conn
         conn.send_continue()
         data = conn.recv_body(_RECV_SIZE)
         if not data:
             self.eof = True
             self.done = True
-            return False
+            raise ClientDisconnected()
         self._feed(data)
         return True
 
     def read(self, size: int | None = -1) -> bytes:
         buf = self._buf
         if size is None or size < 0:
-            while not self.done and self._fill():
-                pass
+            while not self.done:
+                self._fill()
             out = bytes(buf)
             buf.clear()
             return out
@@ -302,9 +309,10 @@ class ChunkedReader(_Reader):
         start = self._total
         try:
             while not self.done:
-                if self._total - start > limit or not self._fill():
+                if self._total - start > limit:
                     return False
+                self._fill()
                 self._buf.clear()
-        except HTTPParseError:
+        except (HTTPParseError, ClientDisconnected):
             return False
-        return not self.eof
+        return True

@@ -56,7 +56,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from werkzeug import serving as _wz_serving
-from werkzeug.exceptions import InternalServerError
+from werkzeug.exceptions import ClientDisconnected, InternalServerError
 
 from . import _logging
 from ._body import EMPTY_INPUT, ChunkedReader, ContentLengthReader
@@ -71,6 +71,9 @@ if TYPE_CHECKING:
 
 __all__ = ["HTTPConnection", "WSGIRequestHandler", "connection_dropped_errors"]
 
+
+# the client went away (a short request body counts, as werkzeug's LimitedStream says)
+_dropped_errors = (*connection_dropped_errors, ClientDisconnected)
 
 # what on_readable() tells the engine
 PARK = 0  # wait for the socket to be readable again
@@ -527,7 +530,7 @@ class HTTPConnection:
             self._run_app(server.app, env, exchange)
         except _TakenOver:
             return GONE
-        except connection_dropped_errors as e:
+        except _dropped_errors as e:
             handler.connection_dropped(e, env)
             if self.send_failed:
                 handler.log_error("Client disconnected while sending the response: %s", e)

@@ -15,17 +15,23 @@ Runtime flow (cheroot-style)::
         processes=N ......... Prefork (_workers.py): N forked workers, each runs
                               Engine.lead() single-threaded
     Engine.lead()                                   # one thread at a time
-        loop: fds = poller.poll(...)                 # epoll, one-shot per connection
-            listening socket -> accept up to 64: TCP_NODELAY, HTTPConnection,
-                                serve at once if the request is already there
+        loop: fds = poller.poll(...)                 # level-triggered epoll; a
+                                                     # connection stays registered
+                                                     # while the leader serves it
+            listening socket -> accept up to 64 (TCP_DEFER_ACCEPT: the request is
+                                already there): TCP_NODELAY, HTTPConnection, serve
+                                at once; registered only when it has to wait
             wake-up pipe     -> shutdown() / server_close()
             connection       -> claim it (parked -> busy), conn.on_readable()
                                 (connection.py: parse, app, respond, keep-alive)
                                 then settle: PARK re-arms it in the poller with a
                                 deadline, LINGER half-closes it, CLOSE closes it,
                                 GONE forgets it (the app took the socket over)
-            demoted while serving (a slow request, see _workers.py)? re-arm the
-            rest of the batch and return: another thread leads now
+            demoted while serving (a slow request, see _workers.py)? the
+            monitor disabled this connection in the poller (Engine.demote) so the
+            new leader does not see it; it is re-enabled when this thread parks
+            it, and this thread returns to the followers (the rest of the batch
+            is still readable: level-triggered, the new leader gets it)
             once a second: expire parked connections past their deadline
             (partial head after request_head_timeout -> 408; idle keep-alive
             after keep_alive_timeout; lingering after linger_timeout)

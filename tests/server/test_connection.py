@@ -415,3 +415,26 @@ def test_many_idle_connections_need_no_threads(serve: Any) -> None:
     finally:
         for s in socks:
             s.close()
+
+
+def test_truncated_chunked_body_is_a_dropped_connection(serve: Any, logs: Any) -> None:
+    from werkzeug.exceptions import ClientDisconnected
+
+    seen = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        try:
+            environ["wsgi.input"].read()
+        except ClientDisconnected as e:
+            seen.append(e)
+            raise
+        start_response("200 OK", [])
+        return [b""]
+
+    srv = serve(app)
+    with srv.connect() as s:
+        s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel")
+        s.shutdown(socket.SHUT_WR)
+        assert recv_all(s) == b""
+    assert len(seen) == 1
+    assert "Error on request" not in logs.text()
