@@ -71,7 +71,7 @@ class _Reader:
         return self.read(n) if n else b""
 
     def readlines(self, hint: int | None = -1) -> list[bytes]:
-        lines = []
+        lines: list[bytes] = []
         total = 0
         while True:
             line = self.readline()

@@ -168,6 +168,7 @@ class Exchange:
         if self.status is None:
             raise AssertionError("write() before start_response")
         conn = self.conn
+        head: bytes
         head, code, length, flags = serialize_response_head(
             conn.status_version, self.status, self.headers, conn.server_line + date_line()
         )

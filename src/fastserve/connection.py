@@ -73,7 +73,10 @@ __all__ = ["HTTPConnection", "WSGIRequestHandler", "connection_dropped_errors"]
 
 
 # the client went away (a short request body counts, as werkzeug's LimitedStream says)
-_dropped_errors = (*connection_dropped_errors, ClientDisconnected)
+_dropped_errors: tuple[type[BaseException], ...] = (
+    *connection_dropped_errors,
+    ClientDisconnected,
+)
 
 # what on_readable() tells the engine
 PARK = 0  # wait for the socket to be readable again
@@ -118,7 +121,7 @@ class WSGIRequestHandler(_wz_serving.WSGIRequestHandler):
             return super().make_environ()
         return env
 
-    @property  # type: ignore[override]
+    @property
     def headers(self) -> Any:
         """The request's header fields as an :class:`http.client.HTTPMessage`."""
         cached = self.__dict__.get("_fs_headers")
@@ -164,7 +167,7 @@ class _Traits:
 
     __slots__ = ("compat", "make_environ")
 
-    def __init__(self, cls: type) -> None:
+    def __init__(self, cls: Any) -> None:
         self.compat = not issubclass(cls, WSGIRequestHandler) or any(
             name in _STDLIB_CYCLE or name.startswith("do_")
             for klass in cls.__mro__[: cls.__mro__.index(WSGIRequestHandler)]
@@ -227,10 +230,11 @@ class HTTPConnection:
 
     def __init__(self, server: BaseWSGIServer, sock: socket.socket, addr: Any) -> None:
         self.server = server
-        self.sock = sock
+        #: the socket (an ``ssl.SSLSocket`` after the TLS handshake)
+        self.sock: Any = sock
         self.fd = sock.fileno()
         self.addr = addr
-        cls = server.RequestHandlerClass
+        cls: Any = server.RequestHandlerClass
         traits = handler_traits(cls)
         self.compat = traits.compat
         self.custom_environ = traits.make_environ
@@ -293,7 +297,7 @@ class HTTPConnection:
 
     def recv_body(self, n: int) -> bytes:
         """Receive up to ``n`` body bytes, waiting at most ``recv_timeout``."""
-        sock = self.sock
+        sock: socket.socket = self.sock
         if self.is_tls:
             return sock.recv(n)
         try:
@@ -319,9 +323,9 @@ class HTTPConnection:
 
     def _recv_nowait(self) -> bytes | None:
         """What the socket has now: bytes, ``b""`` at EOF, None when nothing."""
-        sock = self.sock
+        sock: socket.socket = self.sock
         if self.is_tls:
-            if not sock.pending() and not self._wait_readable(0):
+            if not self.sock.pending() and not self._wait_readable(0):
                 return None
             try:
                 return sock.recv(_RECV_SIZE)
@@ -336,10 +340,9 @@ class HTTPConnection:
         """The TLS handshake (bounded by ``request_head_timeout``); False on failure."""
         server = self.server
         self.tls_pending = False
+        context: Any = server.ssl_context
         try:
-            sock = server.ssl_context.wrap_socket(
-                self.sock, server_side=True, do_handshake_on_connect=False
-            )
+            sock = context.wrap_socket(self.sock, server_side=True, do_handshake_on_connect=False)
             self.sock = sock
             sock.settimeout(server.request_head_timeout)
             sock.do_handshake()
@@ -617,7 +620,7 @@ class HTTPConnection:
         reader = self.reader
         if reader is EMPTY_INPUT:
             return True
-        left = reader.wire_left()
+        left: int = reader.wire_left()
         if left == 0:
             return True
         if self.expect and not self.continue_sent:
