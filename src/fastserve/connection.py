@@ -396,16 +396,15 @@ class HTTPConnection:
         """The deadline passed while parked: 408 for a partial head, then close."""
         if self.buf and self.handler is not None:
             self._log_refusal(408, "Request head not complete in time")
+            response = error_response(
+                self.status_version, 408, "request head not complete in time", self.server_line
+            )
             try:
-                self.sock.send(
-                    error_response(
-                        self.status_version,
-                        408,
-                        "request head not complete in time",
-                        self.server_line,
-                    ),
-                    _MSG_DONTWAIT,
-                )
+                if self.is_tls:  # no MSG_DONTWAIT on TLS sockets: a short bound instead
+                    self.sock.settimeout(0.2)
+                    self.sock.sendall(response)
+                else:
+                    self.sock.send(response, _MSG_DONTWAIT)
             except (OSError, ValueError):
                 pass
 

@@ -438,3 +438,29 @@ def test_truncated_chunked_body_is_a_dropped_connection(serve: Any, logs: Any) -
         assert recv_all(s) == b""
     assert len(seen) == 1
     assert "Error on request" not in logs.text()
+
+
+def test_thread_cap_is_logged_and_requests_wait(serve: Any, logs: Any) -> None:
+    release = threading.Event()
+    entered = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        if environ["PATH_INFO"] == "/slow":
+            entered.append(1)
+            assert release.wait(10)
+        start_response("200 OK", [])
+        return [environ["PATH_INFO"].encode()]
+
+    srv = serve(app, max_threads=2)
+    slow = [srv.connect(), srv.connect()]
+    for s in slow:
+        s.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+    logs.wait_for("server threads are busy")
+    assert len(entered) == 2
+    with srv.connect() as late:
+        late.sendall(b"GET /late HTTP/1.1\r\nHost: x\r\n\r\n")
+        release.set()  # a thread frees up: the waiting request is served
+        assert Reader(late).response().body == b"/late"
+    for s in slow:
+        assert Reader(s).response().body == b"/slow"
+        s.close()

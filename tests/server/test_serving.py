@@ -278,3 +278,23 @@ def test_processes_prefork_workers_and_sigterm(tmp_path: Path, parser_env: dict[
             assert not Path(f"/proc/{pid}").exists()
     finally:
         proc.kill()
+
+
+def test_tls_partial_head_times_out_with_408(tmp_path: Path, logs: Any) -> None:
+    pytest.importorskip("cryptography")
+    from server_helpers import Running
+
+    cert, key = make_ssl_devcert(str(tmp_path / "dev"), host="localhost")
+    srv = make_server("127.0.0.1", 0, hello_app, threaded=True, ssl_context=(cert, key))
+    srv.__class__ = type("Short", (type(srv),), {"request_head_timeout": 0.3})
+    running = Running(srv)
+    try:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        with running.connect() as raw, ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHo")
+            assert recv_all(s, timeout=5).startswith(b"HTTP/1.1 408 ")
+        logs.wait_for("code 408")
+    finally:
+        running.stop()
