@@ -959,6 +959,7 @@ def _serve_and_watch(
     watchfiles): the new code answers sooner, and an edit made in between is
     still a change against the recorded signatures.
     """
+    _standby.claim_channel()
     thread = threading.Thread(target=main_func, daemon=True)
     if not issubclass(loop_class, _ScanningLoop):
         reloader = loop_class(**options)

@@ -67,7 +67,13 @@ class Program(t.NamedTuple):
 
 
 def enabled() -> bool:
-    return os.environ.get(PRELOAD_ENV, "").lower() in {"1", "true", "yes", "on"}
+    """Whether the opt-in is set (POSIX only: descriptors are passed by number)."""
+    return os.name == "posix" and os.environ.get(PRELOAD_ENV, "").lower() in {
+        "1",
+        "true",
+        "yes",
+        "on",
+    }
 
 
 def parse_program(orig_argv: list[str]) -> Program | None:
@@ -123,13 +129,29 @@ def parse_program(orig_argv: list[str]) -> Program | None:
 # --- child side ----------------------------------------------------------------
 
 
-def _channel_write(line: str) -> None:
-    fd = os.environ.get(CHANNEL_ENV)
-    if fd is None:
+_channel_fd: int | None = None
+
+
+def claim_channel() -> None:
+    """Take the parent's channel for this child only (not its own subprocesses)."""
+    global _channel_fd
+    value = os.environ.pop(CHANNEL_ENV, None)
+    if value is None:
         return
     try:
-        os.write(int(fd), f"{os.getpid()} {line}\n".encode())
+        fd = int(value)
+        os.set_inheritable(fd, False)
     except (OSError, ValueError):
+        return
+    _channel_fd = fd
+
+
+def _channel_write(line: str) -> None:
+    if _channel_fd is None:
+        return
+    try:
+        os.write(_channel_fd, f"{os.getpid()} {line}\n".encode())
+    except OSError:
         pass
 
 
@@ -139,7 +161,7 @@ def report_modules(prefixes: tuple[str, ...]) -> None:
     Nothing is reported (so no standby is started) for programs whose import
     order matters (:data:`_ORDER_SENSITIVE`).
     """
-    if os.environ.get(CHANNEL_ENV) is None:
+    if _channel_fd is None:
         return
     if any(name in sys.modules for name in _ORDER_SENSITIVE):
         return

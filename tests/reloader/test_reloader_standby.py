@@ -49,6 +49,9 @@ def _reported(monkeypatch: pytest.MonkeyPatch) -> str:
     read_fd, write_fd = os.pipe()
     try:
         monkeypatch.setenv(_standby.CHANNEL_ENV, str(write_fd))
+        monkeypatch.setattr(_standby, "_channel_fd", None)
+        _standby.claim_channel()
+        assert _standby.CHANNEL_ENV not in os.environ  # not passed to subprocesses
         _standby.report_modules((sys.base_prefix,))
         os.close(write_fd)
         with os.fdopen(read_fd, "rb") as channel:
