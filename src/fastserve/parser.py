@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from . import _parser_py
 from ._compat import NO_EXTENSIONS
 from .errors import IncompleteRequestError
 
@@ -73,7 +72,8 @@ class ChunkedDecoderProtocol(Protocol):
 
 
 if TYPE_CHECKING or NO_EXTENSIONS:
-    _impl: Any = _parser_py
+    from . import _parser_py as _impl
+
     PARSER_IMPL: Literal["c", "py"] = "py"
     RequestParserC: Any = None
     ChunkedDecoderC: Any = None
@@ -85,16 +85,24 @@ else:  # pragma: no cover - depends on the build
         RequestParserC = _impl.RequestParser
         ChunkedDecoderC = _impl.ChunkedDecoder
     except ImportError:
-        _impl = _parser_py
+        from . import _parser_py as _impl
+
         PARSER_IMPL = "py"
         RequestParserC = ChunkedDecoderC = None
-
-RequestParserPy = _parser_py.RequestParser
-ChunkedDecoderPy = _parser_py.ChunkedDecoder
 
 RequestParser = _impl.RequestParser
 ChunkedDecoder = _impl.ChunkedDecoder
 serialize_response_head = _impl.serialize_response_head
+
+
+def __getattr__(name: str) -> Any:
+    # The twin's names are imported on first use only: a server running the
+    # compiled parser (and every reloader restart) skips importing it.
+    if name in ("RequestParserPy", "ChunkedDecoderPy"):
+        from . import _parser_py
+
+        return getattr(_parser_py, name[: -len("Py")])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def parse_request(data: bytes) -> dict[str, Any]:
