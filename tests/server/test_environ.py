@@ -180,3 +180,22 @@ def test_subclass_overriding_the_stdlib_cycle_is_honoured(serve: Any) -> None:
         s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         data = recv_all(s)
     assert b"X-Case: LOWER" in data
+
+
+def test_connection_dropped_hook_gets_the_error_and_environ(serve: Any) -> None:
+    calls: list[tuple[BaseException, Any]] = []
+
+    class Handler(WSGIRequestHandler):
+        def connection_dropped(self, error: BaseException, environ: Any = None) -> None:
+            calls.append((error, environ))
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        raise ConnectionResetError("peer went away")
+
+    srv = serve(app, handler=Handler)
+    with srv.connect() as s:
+        s.sendall(b"GET /gone HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert recv_all(s) == b""  # no 500: the connection is closed
+    assert len(calls) == 1
+    assert isinstance(calls[0][0], ConnectionResetError)
+    assert calls[0][1]["PATH_INFO"] == "/gone"
