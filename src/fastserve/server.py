@@ -40,7 +40,30 @@ Runtime flow (cheroot-style)::
                     connections inside a request are closed when it ends
 
 Timeouts and limits are class attributes of the server (subclass or assign to
-change them).
+change them); defaults:
+
+====================  ========  =====================================================
+request_head_timeout  10 s      a head not complete this long after its first
+                                byte gets 408 and a close (also bounds the TLS
+                                handshake)
+keep_alive_timeout    75 s      an idle keep-alive connection is closed
+read_timeout          60 s      waiting for request body bytes the app reads
+max_content_length    None      larger request bodies get 413 (None: no limit)
+drain_limit           1 MiB     unread body bytes discarded to keep a connection
+drain_timeout         1 s       how long that drain may wait
+linger_timeout        2 s       input discarded after a half-close, at most
+linger_limit          64 MiB    ... this many bytes
+max_threads           1024      threads serving at once (threaded; warning when hit)
+promote_after         10 ms     a request this long moves the poller to another thread
+====================  ========  =====================================================
+
+Differences from werkzeug, on purpose: real keep-alive and pipelining (werkzeug
+closes every connection), strict parsing (bad requests are refused before the
+app with a status and a log line), HEAD/1xx/204/304 carry no body, one
+``100 Continue`` only to HTTP/1.1 clients when the app reads, chunked responses
+only to HTTP/1.1 clients, a disconnect mid-response is logged, ``processes=N``
+pre-forks N workers (werkzeug forks per connection), the TLS handshake runs per
+connection instead of in ``accept()``.
 """
 
 from __future__ import annotations
