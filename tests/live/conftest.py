@@ -35,7 +35,7 @@ READY_TIMEOUT = 30.0
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
-    """``http.client`` over a unix socket (``host`` is the socket path)."""
+    """``http.client`` over the unix socket at ``path`` (Host header: ``localhost``)."""
 
     def __init__(self, path: str, timeout: float = 10) -> None:
         super().__init__("localhost", timeout=timeout)
