@@ -13,7 +13,9 @@ A development server: do not use it in production.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 from collections.abc import Iterable
 from socketserver import ForkingMixIn
 from typing import Any
@@ -141,6 +143,14 @@ def run_simple(
         # Allow the specified hostname to use the debugger, in addition to
         # localhost domains.
         application.trusted_hosts.append(hostname)
+        if not is_running_from_reloader() and not _is_loopback(hostname):
+            _log(
+                "warning",
+                " * The debugger is on and the server listens on %r, which other machines"
+                " can reach: anyone who learns the PIN can run code here. Bind 127.0.0.1"
+                " or turn the debugger off.",
+                hostname,
+            )
 
     if not is_running_from_reloader():
         fd = None
@@ -180,3 +190,16 @@ def run_simple(
             srv.server_close()
     else:
         srv.serve_forever()
+
+
+def _is_loopback(hostname: str) -> bool:
+    """Whether ``hostname`` binds loopback addresses only (a unix socket counts as local)."""
+    if hostname.startswith("unix://"):
+        return True
+    if not hostname:
+        return False  # "" binds every IPv4 interface
+    try:
+        infos = socket.getaddrinfo(hostname, None, proto=socket.IPPROTO_TCP)
+    except OSError:
+        return False
+    return all(ipaddress.ip_address(str(i[4][0]).partition("%")[0]).is_loopback for i in infos)

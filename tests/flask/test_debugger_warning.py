@@ -15,12 +15,6 @@ import pytest
 
 import fastserve.serving
 
-NOT_YET = pytest.mark.xfail(
-    strict=True,
-    reason="serving.run_simple does not warn yet: /work/notes/serving_debugger_warning.diff",
-)
-
-
 class StubServer:
     class socket:  # noqa: N801 - stands in for the attribute
         @staticmethod
@@ -74,7 +68,6 @@ def test_no_warning_without_debugger(debugger_warnings) -> None:
     assert debugger_warnings("0.0.0.0", use_debugger=False) == []
 
 
-@NOT_YET
 @pytest.mark.parametrize("hostname", ["0.0.0.0", "::", "192.0.2.10", ""])
 def test_warning_on_non_loopback(debugger_warnings, hostname: str) -> None:
     [message] = debugger_warnings(hostname)
