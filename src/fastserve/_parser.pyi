@@ -70,7 +70,7 @@ class RequestParser:
         max_head: int = ...,
         max_fields: int = ...,
     ) -> None: ...
-    def parse(self, data: _Buffer) -> int:
+    def parse(self, data: _Buffer, /) -> int:
         """Parse the request head at the start of ``data``.
 
         :param data: the bytes received for this request so far, starting where the
@@ -108,7 +108,7 @@ class ChunkedDecoder:
     def done(self) -> bool:
         """The last chunk, the trailer section and its final CRLF have been consumed."""
     def __init__(self, max_field_line: int = ..., max_head: int = ..., max_fields: int = ...) -> None: ...
-    def decode(self, data: _Buffer) -> tuple[bytes, int]:
+    def decode(self, data: _Buffer, /) -> tuple[bytes, int]:
         """Decode what ``data`` holds of the body.
 
         :param data: the bytes after what earlier calls consumed.

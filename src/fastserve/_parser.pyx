@@ -663,7 +663,7 @@ cdef class RequestParser:
         self._seen_host = False
         self._seen_ctype = False
 
-    def parse(self, data):
+    def parse(self, data, /):
         cdef Buffer b
         _acquire(data, &b)
         if not b.release:
@@ -803,7 +803,9 @@ cdef class RequestParser:
 
     cdef int _target(self, const unsigned char* p, Py_ssize_t ts, Py_ssize_t te) except -1:
         """Classify the request-target (RFC 9112 §3.2) and record its parts."""
-        cdef Py_ssize_t i, a, h, ae, path_start
+        cdef Py_ssize_t i, a, h, ae, path_start, end
+        cdef const unsigned char* hash_
+        cdef const unsigned char* qmark
         cdef unsigned char c
         cdef Py_ssize_t mlen = self._m_end - self._rl_start
         cdef bint is_connect = mlen == 7 and memcmp(p + self._rl_start, b"CONNECT", 7) == 0
@@ -873,19 +875,17 @@ cdef class RequestParser:
             self._host_end = ae
             self._uri_start = ts
             path_start = ae
-        # path up to "?" or "#"; query after "?" up to "#"
-        i = path_start
-        while i < te and p[i] != b"?" and p[i] != b"#":
-            i += 1
+        # path up to "?" or "#"; query after "?" up to "#" (the fragment is dropped)
+        hash_ = <const unsigned char*>memchr(p + path_start, b"#", te - path_start)
+        end = te if hash_ == NULL else hash_ - p
+        qmark = <const unsigned char*>memchr(p + path_start, b"?", end - path_start)
         self._path_start = path_start
-        self._path_end = i
-        if i < te and p[i] == b"?":
-            a = i + 1
-            i = a
-            while i < te and p[i] != b"#":
-                i += 1
-            self._q_start = a
-            self._q_end = i
+        if qmark == NULL:
+            self._path_end = end
+        else:
+            self._path_end = qmark - p
+            self._q_start = qmark - p + 1
+            self._q_end = end
         return 0
 
     cdef int _version(self, const unsigned char* p, Py_ssize_t vs, Py_ssize_t ve) except -1:
@@ -1334,7 +1334,7 @@ cdef class ChunkedDecoder:
         self._trailer_size = 0
         self._trailer_lines = 0
 
-    def decode(self, data):
+    def decode(self, data, /):
         cdef Buffer b
         _acquire(data, &b)
         try:
