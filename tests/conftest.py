@@ -55,3 +55,26 @@ _hypothesis_settings.register_profile("dev", deadline=None)
 _hypothesis_settings.load_profile(
     os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
 )
+
+
+@pytest.fixture(autouse=True)
+def _restore_handler_protocol_version():
+    """Undo the sticky ``protocol_version`` a threaded server sets on the handler class.
+
+    werkzeug (and so fastserve, spec §1.3) sets ``protocol_version = "HTTP/1.1"`` on
+    the handler *class* the first time a threaded or forking server is built; within
+    one test process that would leak into later tests of the plain HTTP/1.0 server.
+    """
+    import werkzeug.serving
+
+    import fastserve.serving
+
+    classes = (fastserve.serving.WSGIRequestHandler, werkzeug.serving.WSGIRequestHandler)
+    before = [vars(cls).get("protocol_version") for cls in classes]
+    yield
+    for cls, value in zip(classes, before):
+        if value is None:
+            if "protocol_version" in vars(cls):
+                delattr(cls, "protocol_version")
+        else:
+            cls.protocol_version = value
