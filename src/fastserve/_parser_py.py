@@ -292,7 +292,7 @@ class RequestParser:
         self._lines = 0  # field lines so far, obs-fold lines included
         self._request: tuple[str, str, str, str, str, bytes | None] | None = None
 
-    def parse(self, data: Buffer) -> int:
+    def parse(self, data: Buffer, /) -> int:
         """Parse the head at the start of ``data``; see docs/parsing.md.
 
         :param data: the bytes received for this request so far (the same bytes,
@@ -672,7 +672,7 @@ class ChunkedDecoder:
         self._trailer_size = 0
         self._trailer_lines = 0
 
-    def decode(self, data: Buffer) -> tuple[bytes, int]:
+    def decode(self, data: Buffer, /) -> tuple[bytes, int]:
         """Decode what ``data`` holds of the chunked body.
 
         :param data: bytes that follow what earlier calls consumed.

@@ -58,7 +58,7 @@ class RequestParserProtocol(Protocol):
     must_close: bool
     expect_continue: bool
 
-    def parse(self, data: Buffer) -> int: ...
+    def parse(self, data: Buffer, /) -> int: ...
     def reset(self) -> None: ...
 
 
@@ -68,7 +68,7 @@ class ChunkedDecoderProtocol(Protocol):
     #: True once the last chunk, the trailer section and its final CRLF are in
     done: bool
 
-    def decode(self, data: Buffer) -> tuple[bytes, int]: ...
+    def decode(self, data: Buffer, /) -> tuple[bytes, int]: ...
 
 
 if TYPE_CHECKING or NO_EXTENSIONS:
