@@ -283,3 +283,16 @@ def test_tls_client_on_plain_port(server: LiveServer) -> None:
     time.sleep(0.2)
     assert "Traceback" not in server.log(since=mark)
     assert server.json("/after-tls")["path"] == "/after-tls"
+
+
+def test_http10_keep_alive_request_for_a_stream_is_close_delimited(server: LiveServer) -> None:
+    """An HTTP/1.0 client asked for keep-alive, but a body of unknown length can only end with
+    the connection: no chunking, ``Connection: close``, the whole body."""
+    with server.raw_socket() as sock:
+        sock.sendall(b"GET /stream HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        response = recv_until_closed(sock)
+    head, _, body = response.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    assert b"Connection: close" in lines
+    assert not any(line.lower().startswith(b"transfer-encoding") for line in lines)
+    assert body == b"0\n1\n2\n3\n4\n"
