@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import LiveServer
+from live_helpers import LiveServer
 
 CURL = shutil.which("curl")
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import LiveServer, insecure_client_context, read_response, recv_until_closed
+from live_helpers import LiveServer, insecure_client_context, read_response, recv_until_closed
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(120)]
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 import requests
-from conftest import LiveServer, recv_until_closed
+from live_helpers import LiveServer, recv_until_closed
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(120)]
 

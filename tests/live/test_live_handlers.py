@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pytest
 import requests
-from conftest import LiveServer
+from live_helpers import LiveServer
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(120)]
 

@@ -8,7 +8,7 @@ import os
 from collections.abc import Callable
 
 import pytest
-from conftest import LiveServer
+from live_helpers import LiveServer
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(120)]
 

@@ -21,8 +21,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from conftest import recv_until_closed
 from live_apps import echo
+from live_helpers import recv_until_closed
 
 from fastserve import serving
 

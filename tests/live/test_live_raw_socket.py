@@ -11,7 +11,7 @@ from collections.abc import Callable
 from http import HTTPStatus
 
 import pytest
-from conftest import LiveServer, read_response, recv_until_closed
+from live_helpers import LiveServer, read_response, recv_until_closed
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(120)]
 

@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 
 import pytest
-from conftest import LiveServer, read_response
+from live_helpers import LiveServer, read_response
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(120)]
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import requests
 import urllib3
-from conftest import LiveServer
+from live_helpers import LiveServer
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(120)]
 

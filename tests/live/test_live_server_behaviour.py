@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 
 import pytest
-from conftest import LiveServer, recv_until_closed
+from live_helpers import LiveServer, recv_until_closed
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(120)]
 

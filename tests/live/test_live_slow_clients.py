@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 
 import pytest
-from conftest import LiveServer, read_response, recv_until_closed
+from live_helpers import LiveServer, read_response, recv_until_closed
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(120)]
 

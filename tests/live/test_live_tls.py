@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 import requests
-from conftest import LiveServer
+from live_helpers import LiveServer
 
 from fastserve._tls import make_ssl_devcert
 

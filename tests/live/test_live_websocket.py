@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 import requests
 import simple_websocket
-from conftest import LiveServer, insecure_client_context
+from live_helpers import LiveServer, insecure_client_context
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(120)]
 
