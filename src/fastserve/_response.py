@@ -207,10 +207,8 @@ class Exchange:
             extra += b"Connection: keep-alive\r\n"
         self.head_sent = True
         # the access line, when the status is known (werkzeug logs it then)
-        if conn.log_checked:
-            if _wz_internal._logger.isEnabledFor(20):  # type: ignore[union-attr]
-                conn.handler.log_request(code)
-        else:
+        if not conn.log_checked or _wz_internal._logger.isEnabledFor(20):  # type: ignore[union-attr]
+            conn._bind_handler()
             conn.handler.log_request(code)
         return head + extra + b"\r\n"
 

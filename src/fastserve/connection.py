@@ -226,6 +226,8 @@ class HTTPConnection:
         "disabled",
         "recv_timeout",
         "log_checked",
+        "plain",
+        "env",
     )
 
     def __init__(self, server: BaseWSGIServer, sock: socket.socket, addr: Any) -> None:
@@ -260,6 +262,10 @@ class HTTPConnection:
         self.disabled = False
         self.recv_timeout = server.read_timeout
         self.log_checked = False
+        #: plain TCP/unix socket on our own request cycle (the fast path in on_readable)
+        self.plain = not self.compat and not self.tls_pending
+        #: the environ of the request being served (hooks read it through _bind_handler)
+        self.env: dict[str, Any] | None = None
         if not self.compat:
             handler = cls.__new__(cls)
             handler.server = server
@@ -412,16 +418,24 @@ class HTTPConnection:
 
     def on_readable(self) -> int:
         """Serve what the socket has: every complete request, in order."""
-        if self.tls_pending and not self._start_tls():
-            return CLOSE
-        if self.compat:
-            return self._run_compat()
-        try:
-            data = self._recv_nowait()
-        except OSError:
-            return CLOSE
-        if data is None:
-            return PARK
+        if self.plain:
+            try:
+                data = self.sock.recv(_RECV_SIZE, _MSG_DONTWAIT)
+            except BlockingIOError:
+                return PARK
+            except OSError:
+                return CLOSE
+        else:
+            if self.tls_pending and not self._start_tls():
+                return CLOSE
+            if self.compat:
+                return self._run_compat()
+            try:
+                data = self._recv_nowait()
+            except OSError:
+                return CLOSE
+            if data is None:
+                return PARK
         if not data:
             return CLOSE
         buf = self.buf + data if self.buf else data
@@ -487,55 +501,50 @@ class HTTPConnection:
         env["wsgi.errors"] = sys.stderr
         buf = self.buf
         length = parser.content_length
-        chunked = parser.chunked
-        if not length and not chunked:
-            reader: Any = EMPTY_INPUT
-            self.buf = buf[n:] if n < len(buf) else b""
-        elif chunked:
-            env["wsgi.input_terminated"] = True
-            self.buf = b""
-            try:
-                reader = ChunkedReader(self, buf[n:], server.max_content_length)
-            except HTTPParseError as e:
-                return self._refuse(e.status, e.reason)
-        else:
-            limit = server.max_content_length
-            if limit is not None and length > limit:
-                self.buf = b""
-                return self._refuse(413, BodyTooLargeError.default_reason)
-            end = n + length
-            reader = ContentLengthReader(self, buf[n:end], length)
-            self.buf = buf[end:]
-        env["wsgi.input"] = self.reader = reader
         version = parser.version
         req11 = version == "HTTP/1.1"
-        self.expect = parser.expect_continue and req11
-        self.continue_sent = False
-        self.send_failed = False
-        handler = self.handler
-        handler.command = method = parser.method
-        handler.path = env["REQUEST_URI"]
-        handler.request_version = version
+        if not length:  # no body (a chunked request has -1)
+            reader: Any = EMPTY_INPUT
+            self.buf = buf[n:] if n < len(buf) else b""
+        else:
+            if length < 0:
+                env["wsgi.input_terminated"] = True
+                self.buf = b""
+                try:
+                    reader = ChunkedReader(self, buf[n:], server.max_content_length)
+                except HTTPParseError as e:
+                    return self._refuse(e.status, e.reason)
+            else:
+                limit = server.max_content_length
+                if limit is not None and length > limit:
+                    self.buf = b""
+                    return self._refuse(413, BodyTooLargeError.default_reason)
+                end = n + length
+                reader = ContentLengthReader(self, buf[n:end], length)
+                self.buf = buf[end:]
+            self.expect = parser.expect_continue and req11
+            self.continue_sent = False
+        env["wsgi.input"] = self.reader = reader
+        method = parser.method
         if self.custom_environ:
-            handler._fs_environ = env
-            env = handler.make_environ()
-        handler.environ = env
+            self._bind_handler(env, method, version)
+            env = self.handler.make_environ()
+        self.env = env
         # An Upgrade request (websocket) may hand the socket to the application
         # (``werkzeug.socket``): such a connection is never reused.
-        keep = (
-            self.proto11 and parser.keep_alive and not server._closing and "HTTP_UPGRADE" not in env
-        )
-        exchange = Exchange(
-            self, method == "HEAD", self.proto11 and req11, keep, keep and not req11
-        )
+        proto11 = self.proto11
+        keep = proto11 and parser.keep_alive and not server._closing and "HTTP_UPGRADE" not in env
+        exchange = Exchange(self, method == "HEAD", proto11 and req11, keep, keep and not req11)
+        self.send_failed = False
         try:
             self._run_app(server.app, env, exchange)
         except _TakenOver:
             return GONE
         except _dropped_errors as e:
-            handler.connection_dropped(e, env)
+            self._bind_handler(env)
+            self.handler.connection_dropped(e, env)
             if self.send_failed:
-                handler.log_error("Client disconnected while sending the response: %s", e)
+                self.handler.log_error("Client disconnected while sending the response: %s", e)
             return CLOSE
         except Exception as e:
             if server.passthrough_errors:
@@ -547,7 +556,7 @@ class HTTPConnection:
         if reader is not EMPTY_INPUT:
             if keep and reader.unread():
                 keep = self._drain(reader)
-            if chunked and keep:
+            if length < 0 and keep:
                 self.buf = reader.leftover
             if not keep and reader.wire_left() != 0:
                 return LINGER
@@ -557,18 +566,40 @@ class HTTPConnection:
             return LINGER if self.buf or "HTTP_UPGRADE" in env else CLOSE
         return PARK
 
+    def _bind_handler(
+        self, env: dict[str, Any] | None = None, method: str | None = None, version: str = ""
+    ) -> None:
+        """Give the handler the current request (werkzeug's hooks read
+        ``command``, ``path``, ``request_version``, ``environ``, ``headers``).
+        Done only when a hook is about to run, not per request."""
+        handler = self.handler
+        if env is None:
+            env = self.env
+            if env is None:
+                return
+        if method is None:
+            method = env.get("REQUEST_METHOD")
+            version = env.get("SERVER_PROTOCOL", "")
+        handler.command = method
+        handler.path = env.get("REQUEST_URI")
+        handler.request_version = version
+        handler.environ = env
+        handler._fs_environ = env
+
     def _run_app(self, app: Any, env: dict[str, Any], exchange: Exchange) -> None:
         result = app(env, exchange.start_response)
-        try:
-            if type(result) is list and not exchange.head_sent:
-                if len(result) == 1:
-                    exchange.send_whole(result[0])
-                else:
-                    exchange.send_whole(b"".join(result))
-            else:
+        if type(result) is list:  # nothing to close
+            if exchange.head_sent:
                 for data in result:
                     exchange.send(data)
                 exchange.finish()
+            else:
+                exchange.send_whole(result[0] if len(result) == 1 else b"".join(result))
+            return
+        try:
+            for data in result:
+                exchange.send(data)
+            exchange.finish()
         finally:
             close = getattr(result, "close", None)
             if close is not None:

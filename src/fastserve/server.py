@@ -19,8 +19,9 @@ Runtime flow (cheroot-style)::
                                                      # connection stays registered
                                                      # while the leader serves it
             listening socket -> accept up to 64 (TCP_DEFER_ACCEPT: the request is
-                                already there): TCP_NODELAY, HTTPConnection, serve
-                                at once; registered only when it has to wait
+                                already there): TCP_NODELAY (inherited from the
+                                listener on Linux), HTTPConnection, serve at
+                                once; registered only when it has to wait
             wake-up pipe     -> shutdown() / server_close()
             connection       -> claim it (parked -> busy), conn.on_readable()
                                 (connection.py: parse, app, respond, keep-alive)
@@ -197,6 +198,18 @@ class Engine:
                 self.listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, 1)
             except OSError:
                 pass
+        #: accepted TCP sockets still need their own TCP_NODELAY
+        self.set_nodelay = self.is_tcp
+        #: Linux copies TCP_NODELAY from the listening socket to the connections
+        #: it creates from now on; once accept() has drained the queue (EAGAIN),
+        #: every connection is such a one and needs no setsockopt of its own
+        self.nodelay_inherited = False
+        if self.is_tcp and sys.platform.startswith("linux"):
+            try:
+                self.listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                self.nodelay_inherited = True
+            except OSError:
+                pass
         self._sock_args = (self.listener.family, self.listener.type, self.listener.proto)
         self.poller.add(self.listen_fd)
         self._wake_r, self._wake_w = socket.socketpair()
@@ -258,13 +271,17 @@ class Engine:
             try:
                 fd, addr = accept()
                 sock = socket.socket(family, type_, proto, fileno=fd)
-            except (BlockingIOError, InterruptedError):
+            except BlockingIOError:
+                if self.nodelay_inherited:
+                    self.set_nodelay = False  # queued before the listener had it: all taken
+                return
+            except InterruptedError:
                 return
             except OSError as e:
                 if e.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
                     _log("error", f" * accept() failed: {e}")
                 return
-            if self.is_tcp:
+            if self.set_nodelay:
                 try:
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 except OSError:
@@ -285,10 +302,13 @@ class Engine:
 
     def _dispatch(self, conn: HTTPConnection, first: bool = False) -> None:
         if not first:
-            with self.lock:
-                if not conn.parked:
-                    return
-                conn.parked = False
+            lock = self.lock
+            lock.acquire()  # cheaper than ``with`` on this per-request path
+            if not conn.parked:
+                lock.release()
+                return
+            conn.parked = False
+            lock.release()
         self.current = conn
         self.gen += 1
         self.busy = True

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 import werkzeug.serving
-from server_helpers import Reader, recv_all
+from server_helpers import Reader, Running, hello_app, recv_all
 
 from fastserve import __version__
+from fastserve.server import make_server
 from fastserve.serving import WSGIRequestHandler
 
 pytestmark = pytest.mark.live
@@ -133,6 +134,62 @@ def test_handler_subclass_hooks_are_called(serve: Any, logs: Any) -> None:
         assert json.loads(Reader(s).response().body) == ["yes", "t1", "10.9.8.7"]
     assert CustomHandler.log_calls == [("GET", "/p?q", 200)]
     assert logs.wait_for('"GET /p?q HTTP/1.1" 200 -').startswith("10.9.8.7 - - [")
+
+
+class RequestLoggingHandler(WSGIRequestHandler):
+    """Overrides only ``log_request`` (werkzeug's ``make_environ``)."""
+
+    log_calls: list[tuple[Any, ...]] = []
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        self.log_calls.append(
+            (self.command, self.path, self.request_version, self.headers.get("X-Token"), code)
+        )
+
+
+def test_hooks_see_each_request_on_a_keep_alive_connection(serve: Any) -> None:
+    # the handler's per-request attributes are bound when a hook runs, not per request
+    RequestLoggingHandler.log_calls = []
+    srv = serve(hello_app, handler=RequestLoggingHandler)
+    with srv.connect() as s:
+        reader = Reader(s)
+        s.sendall(b"GET /a HTTP/1.1\r\nHost: x\r\nX-Token: one\r\n\r\n")
+        assert reader.response().status == 200
+        s.sendall(b"HEAD /b?c HTTP/1.1\r\nHost: x\r\nX-Token: two\r\n\r\n")
+        assert reader.response(head_only=True).status == 200
+        s.sendall(b"GET /c HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        assert reader.response().status == 200
+    assert RequestLoggingHandler.log_calls == [
+        ("GET", "/a", "HTTP/1.1", "one", 200),
+        ("HEAD", "/b?c", "HTTP/1.1", "two", 200),
+        ("GET", "/c", "HTTP/1.0", None, 200),
+    ]
+
+
+def test_accepted_tcp_connections_have_nodelay() -> None:
+    # set per connection, or inherited from the listening socket (Linux)
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        sock = environ["werkzeug.socket"]
+        start_response("200 OK", [])
+        return [b"%d" % sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)]
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    # connections queued before the server serves (the reloader hands a
+    # listening socket over) and connections made later
+    early = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(3)]
+    for s in early:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    running = Running(server)
+    try:
+        for s in early:
+            with s:
+                assert Reader(s).response().body == b"1"
+        for _ in range(3):
+            with running.connect() as s:
+                s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert Reader(s).response().body == b"1"
+    finally:
+        running.stop()
 
 
 def test_sticky_protocol_version_on_the_handler_class(serve: Any) -> None:
