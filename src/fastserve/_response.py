@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable
 from email.utils import formatdate
 from http import HTTPStatus
+from time import time as _time
 from typing import TYPE_CHECKING, Any
 
 from werkzeug import _internal as _wz_internal
@@ -169,8 +170,11 @@ class Exchange:
             raise AssertionError("write() before start_response")
         conn = self.conn
         head: bytes
+        if int(_time()) != _date_second:
+            date_line()  # a new second: rebuild the Date line
+        headers: Any = self.headers  # set together with status
         head, code, length, flags = serialize_response_head(
-            conn.status_version, self.status, self.headers, conn.server_line + date_line()
+            conn.status_version, self.status, headers, conn.server_line + _date_bytes
         )
         self.code = code
         keep = self.keep and not flags & _FLAG_CLOSE
@@ -266,7 +270,11 @@ class Exchange:
             elif framing == _CHUNKED:
                 body = b"%x\r\n%s\r\n0\r\n\r\n" % (size, body)
             if size < 65536:
-                self.conn.send(head + body)
+                conn = self.conn
+                try:  # conn.send() inlined: the per-request path
+                    conn.sock.sendall(head + body)
+                except OSError:
+                    conn.send_failure()
             else:
                 self.conn.send(head)
                 self.conn.send(body)

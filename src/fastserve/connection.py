@@ -53,7 +53,7 @@ import socket
 import ssl
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from werkzeug import serving as _wz_serving
 from werkzeug.exceptions import ClientDisconnected, InternalServerError
@@ -296,10 +296,16 @@ class HTTPConnection:
         try:
             self.sock.sendall(data)
         except OSError:
-            if self.sock.fileno() < 0:
-                raise _TakenOver() from None
-            self.send_failed = True
-            raise
+            self.send_failure()
+
+    def send_failure(self) -> NoReturn:
+        """Called in the ``except OSError`` block of a send on :attr:`sock`:
+        re-raise that error, or :class:`_TakenOver` when the application
+        closed the socket it took over."""
+        if self.sock.fileno() < 0:
+            raise _TakenOver() from None
+        self.send_failed = True
+        raise  # noqa: PLE0704 - the error being handled by the caller
 
     def recv_body(self, n: int) -> bytes:
         """Receive up to ``n`` body bytes, waiting at most ``recv_timeout``."""

@@ -132,8 +132,9 @@ class _EpollPoller:
         except (OSError, ValueError):
             pass
 
-    def poll(self, timeout: float) -> list[int]:
-        return [fd for fd, _ in self._ep.poll(timeout)]
+    def poll(self, timeout: float) -> list[tuple[int, int]]:
+        """Ready ``(fd, events)`` pairs."""
+        return self._ep.poll(timeout)
 
     def close(self) -> None:
         self._ep.close()
@@ -161,8 +162,9 @@ class _SelectorPoller:
 
     disable = remove
 
-    def poll(self, timeout: float) -> list[int]:
-        return [key.fd for key, _ in self._sel.select(timeout)]
+    def poll(self, timeout: float) -> list[tuple[int, int]]:
+        """Ready ``(fd, events)`` pairs."""
+        return [(key.fd, events) for key, events in self._sel.select(timeout)]
 
     def close(self) -> None:
         self._sel.close()
@@ -244,7 +246,7 @@ class Engine:
                 if self.stopping or self.closed:
                     return
                 raise
-            for fd in fds:
+            for fd, _ in fds:
                 if fd == listen_fd:
                     self._accept(token)
                 elif fd == wake_fd:
