@@ -102,9 +102,10 @@ class WSGIRequestHandler(_wz_serving.WSGIRequestHandler):
     keys), :meth:`log_request`, ``log``, ``log_error``, ``log_message``,
     ``address_string``, ``port_integer``, ``connection_dropped``,
     ``version_string``. The attributes werkzeug's hooks read are set per
-    request: ``server``, ``connection``, ``client_address``, ``environ``,
-    ``command``, ``path``, ``request_version``, ``requestline``; ``headers`` is
-    built from the environ when a hook reads it.
+    connection (``server``, ``connection``, ``client_address``) and, for the
+    current request, just before a hook runs (``environ``, ``command``,
+    ``path``, ``request_version``; ``requestline`` for a refused request), not
+    on every request; ``headers`` is built from the environ when a hook reads it.
 
     A subclass that overrides the stdlib cycle itself (``handle``,
     ``parse_request``, ``run_wsgi``, ``send_header``, ``do_GET``...) is run the
