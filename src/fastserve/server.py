@@ -35,7 +35,8 @@ Runtime flow (cheroot-style)::
             is still readable: level-triggered, the new leader gets it)
             once a second: expire parked connections past their deadline
             (partial head after request_head_timeout -> 408; idle keep-alive
-            after keep_alive_timeout; lingering after linger_timeout)
+            after keep_alive_timeout, counted from the first sweep that saw it
+            idle; lingering after linger_timeout)
     shutdown()      stop flag + wake-up byte; waits for serve_forever to return
     server_close()  closes the listening socket and every parked connection;
                     connections inside a request are closed when it ends
@@ -171,6 +172,9 @@ class _SelectorPoller:
 
 
 _Poller: Any = _EpollPoller if hasattr(select, "epoll") else _SelectorPoller
+
+#: deadline of a connection parked idle since the last sweep (set by the next one)
+_IDLE = -1.0
 
 
 class Engine:
@@ -347,7 +351,9 @@ class Engine:
             elif conn.buf:
                 conn.deadline = conn.head_started + server.request_head_timeout
             else:
-                conn.deadline = time.monotonic() + server.keep_alive_timeout
+                # idle: the next sweep (within about a second) starts its
+                # keep_alive_timeout - no clock read per request
+                conn.deadline = _IDLE
             if first or conn.disabled:
                 with self.lock:
                     closed = self.closed
@@ -386,11 +392,16 @@ class Engine:
 
     def _sweep(self, now: float) -> None:
         expired = []
+        idle_deadline = now + self.server.keep_alive_timeout
         with self.lock:
             for conn in self.conns.values():
-                if conn.parked and conn.deadline <= now:
-                    conn.parked = False
-                    expired.append(conn)
+                if conn.parked:
+                    deadline = conn.deadline
+                    if deadline == _IDLE:
+                        conn.deadline = idle_deadline
+                    elif deadline <= now:
+                        conn.parked = False
+                        expired.append(conn)
         for conn in expired:
             if not conn.lingering:
                 conn.expire()
