@@ -85,7 +85,9 @@ LINGER = 2  # half-close, discard input for a while, then close
 GONE = 3  # the application took the socket over: forget it, do not touch it
 
 _RECV_SIZE = 65536
+# Windows has neither: recv() there is preceded by a zero-timeout select() instead
 _MSG_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
+_HAS_POLL = hasattr(select, "poll")
 
 
 class _TakenOver(Exception):
@@ -313,15 +315,18 @@ class HTTPConnection:
         sock: socket.socket = self.sock
         if self.is_tls:
             return sock.recv(n)
-        try:
-            return sock.recv(n, _MSG_DONTWAIT)
-        except BlockingIOError:
-            pass
+        if _MSG_DONTWAIT:
+            try:
+                return sock.recv(n, _MSG_DONTWAIT)
+            except BlockingIOError:
+                pass
         if not self._wait_readable(self.recv_timeout):
             raise TimeoutError("timed out reading the request body")
         return sock.recv(n)
 
     def _wait_readable(self, timeout: float) -> bool:
+        if not _HAS_POLL:  # Windows
+            return bool(select.select([self.fd], [], [], timeout)[0])
         poller = self.poller
         if poller is None:
             poller = self.poller = select.poll()
@@ -344,6 +349,8 @@ class HTTPConnection:
                 return sock.recv(_RECV_SIZE)
             except ssl.SSLWantReadError:
                 return None
+        if not _MSG_DONTWAIT and not self._wait_readable(0):  # Windows: no MSG_DONTWAIT
+            return None
         try:
             return sock.recv(_RECV_SIZE, _MSG_DONTWAIT)
         except BlockingIOError:

@@ -20,7 +20,6 @@ from server_helpers import LogCapture, Running
 import fastserve._body
 import fastserve._response
 import fastserve.connection
-from fastserve.connection import WSGIRequestHandler
 from fastserve.server import make_server
 
 
@@ -36,19 +35,6 @@ def server_parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(fastserve._body, "ChunkedDecoder", mod.ChunkedDecoder)
     monkeypatch.setattr(fastserve._response, "serialize_response_head", mod.serialize_response_head)
     return mod
-
-
-@pytest.fixture(autouse=True)
-def _restore_protocol_version() -> Iterator[None]:
-    # threaded servers set protocol_version on the handler class (werkzeug's
-    # sticky behaviour); keep tests independent of each other
-    saved = WSGIRequestHandler.__dict__.get("protocol_version")
-    yield
-    if saved is None:
-        if "protocol_version" in WSGIRequestHandler.__dict__:
-            del WSGIRequestHandler.protocol_version
-    else:
-        WSGIRequestHandler.protocol_version = saved
 
 
 @pytest.fixture

@@ -1,0 +1,63 @@
+"""The connection layer without Linux-only socket features, as on Windows.
+
+Windows has no ``MSG_DONTWAIT`` and no ``select.poll`` (nor epoll): the server
+then uses the ``selectors`` poller and a zero-timeout ``select()`` before each
+read that must not block. These tests switch those features off on Linux and
+check that keep-alive, pipelining and slow request bodies still work - and that
+a thread never blocks in ``recv`` waiting for a next request.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+import fastserve.connection
+import fastserve.server
+
+from server_helpers import Reader, hello_app
+
+
+@pytest.fixture(autouse=True)
+def _without_linux_socket_features(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fastserve.connection, "_MSG_DONTWAIT", 0)
+    monkeypatch.setattr(fastserve.connection, "_HAS_POLL", False)
+    monkeypatch.setattr(fastserve.server, "_Poller", fastserve.server._SelectorPoller)
+
+
+def test_keep_alive_with_pauses_between_requests(serve: Any) -> None:
+    srv = serve(hello_app)
+    with srv.connect() as s, srv.connect() as other:
+        reader, other_reader = Reader(s), Reader(other)
+        for i in range(3):
+            s.sendall(f"GET /{i} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            assert reader.response().body == b"hello /%d" % i
+            time.sleep(0.05)
+            # a second client is served while the first one is idle: no thread
+            # sits in a blocking recv() on the idle connection
+            other.sendall(f"GET /other{i} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            assert other_reader.response().body == b"hello /other%d" % i
+
+
+def test_pipelined_requests(serve: Any) -> None:
+    srv = serve(hello_app)
+    with srv.connect() as s:
+        s.sendall(b"".join(f"GET /{i} HTTP/1.1\r\nHost: x\r\n\r\n".encode() for i in range(4)))
+        reader = Reader(s)
+        assert [reader.response().body for _ in range(4)] == [b"hello /%d" % i for i in range(4)]
+
+
+def test_slow_request_body(serve: Any) -> None:
+    def echo(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        body = environ["wsgi.input"].read()
+        start_response("200 OK", [("Content-Length", str(len(body)))])
+        return [body]
+
+    srv = serve(echo)
+    with srv.connect() as s:
+        s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello")
+        time.sleep(0.1)
+        s.sendall(b"world")
+        assert Reader(s).response().body == b"helloworld"
