@@ -22,7 +22,8 @@ NO_EXTENSIONS = bool(os.environ.get("FASTSERVE_NO_EXTENSIONS"))
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    return f"fastserve parser in use: {fastserve.parser.PARSER_IMPL}; FASTSERVE_NO_EXTENSIONS={NO_EXTENSIONS}"
+    impl = fastserve.parser.PARSER_IMPL
+    return f"fastserve parser in use: {impl}; FASTSERVE_NO_EXTENSIONS={NO_EXTENSIONS}"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -72,7 +73,7 @@ def _restore_handler_protocol_version():
     classes = (fastserve.serving.WSGIRequestHandler, werkzeug.serving.WSGIRequestHandler)
     before = [vars(cls).get("protocol_version") for cls in classes]
     yield
-    for cls, value in zip(classes, before):
+    for cls, value in zip(classes, before, strict=True):
         if value is None:
             if "protocol_version" in vars(cls):
                 delattr(cls, "protocol_version")

@@ -1,4 +1,5 @@
-"""fastserve: a drop-in replacement for werkzeug's ``run_simple`` with a compiled HTTP/1.1 parser."""
+"""fastserve: a drop-in replacement for werkzeug's ``run_simple``, with a compiled
+HTTP/1.1 request parser."""
 
 from __future__ import annotations
 

@@ -52,7 +52,10 @@ class RequestParser:
         """The body length framed by Content-Length; ``0`` without a body; ``-1`` when chunked."""
     @property
     def chunked(self) -> bool:
-        """The body is framed by ``Transfer-Encoding: chunked`` (decode it with :class:`ChunkedDecoder`)."""
+        """The body is framed by ``Transfer-Encoding: chunked``.
+
+        Decode it with :class:`ChunkedDecoder`.
+        """
     @property
     def keep_alive(self) -> bool:
         """The connection may stay open after the response (RFC 9112 §9.3)."""
@@ -107,7 +110,9 @@ class ChunkedDecoder:
     @property
     def done(self) -> bool:
         """The last chunk, the trailer section and its final CRLF have been consumed."""
-    def __init__(self, max_field_line: int = ..., max_head: int = ..., max_fields: int = ...) -> None: ...
+    def __init__(
+        self, max_field_line: int = ..., max_head: int = ..., max_fields: int = ...
+    ) -> None: ...
     def decode(self, data: _Buffer, /) -> tuple[bytes, int]:
         """Decode what ``data`` holds of the body.
 

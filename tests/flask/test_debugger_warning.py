@@ -15,6 +15,7 @@ import pytest
 
 import fastserve.serving
 
+
 class StubServer:
     class socket:  # noqa: N801 - stands in for the attribute
         @staticmethod

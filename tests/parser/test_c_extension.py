@@ -31,7 +31,10 @@ def test_public_names_are_the_compiled_ones() -> None:
     assert fastserve.parser.ChunkedDecoder is compiled.ChunkedDecoder
     assert fastserve.parser.serialize_response_head is compiled.serialize_response_head
     assert fastserve.parser.RequestParserC is compiled.RequestParser
-    assert fastserve.parser.RequestParserPy is importlib.import_module("fastserve._parser_py").RequestParser
+    assert (
+        fastserve.parser.RequestParserPy
+        is importlib.import_module("fastserve._parser_py").RequestParser
+    )
     assert fastserve.parser.RequestParserC is not fastserve.parser.RequestParserPy
 
 

@@ -13,11 +13,10 @@ import time
 from typing import Any
 
 import pytest
+from server_helpers import Reader, hello_app
 
 import fastserve.connection
 import fastserve.server
-
-from server_helpers import Reader, hello_app
 
 
 @pytest.fixture(autouse=True)
