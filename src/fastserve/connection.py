@@ -138,9 +138,16 @@ class WSGIRequestHandler(_wz_serving.WSGIRequestHandler):
     def headers(self, value: Any) -> None:
         self.__dict__["_fs_headers"] = (None, value)
 
+    #: set per connection: whether :func:`._logging.log_access` may build the
+    #: access line (no hook it inlines is overridden); never on the compatibility path
+    _fs_fast_log = False
+
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         """The access log line (werkzeug's format and colours)."""
-        if type(self).log is _wz_serving.WSGIRequestHandler.log and not _logging.info_enabled():
+        if self._fs_fast_log:
+            if _logging.log_access(self, code, size):
+                return  # logged, or nobody would see it
+        elif type(self).log is _wz_serving.WSGIRequestHandler.log and not _logging.info_enabled():
             return  # nobody would see it: skip the formatting
         # After a refused request "path" is unset and werkzeug logs the request line.
         super().log_request(code, size)
@@ -289,6 +296,7 @@ class HTTPConnection:
                 cls.log is _wz_serving.WSGIRequestHandler.log
                 and cls.log_request is WSGIRequestHandler.log_request
             )
+            handler._fs_fast_log = _logging.fast_access_log(cls)
             if not self.tls_pending:
                 self.base_env = connection_environ(handler, server, sock)
 
