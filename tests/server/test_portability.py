@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from server_helpers import Reader, hello_app
 
+import fastserve._engine
 import fastserve.connection
 import fastserve.server
 
@@ -23,7 +24,7 @@ import fastserve.server
 def _without_linux_socket_features(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fastserve.connection, "_MSG_DONTWAIT", 0)
     monkeypatch.setattr(fastserve.connection, "_HAS_POLL", False)
-    monkeypatch.setattr(fastserve.server, "_Poller", fastserve.server._SelectorPoller)
+    monkeypatch.setattr(fastserve._engine, "_Poller", fastserve._engine._SelectorPoller)
 
 
 def test_keep_alive_with_pauses_between_requests(serve: Any) -> None:
