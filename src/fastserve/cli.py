@@ -12,6 +12,13 @@ Flow of :func:`main`:
 3. call :func:`fastserve.serving.run_simple`, whose own behaviour (what a
    library user sees) stays werkzeug's.
 
+Instead of binding, the command can serve a socket it inherited, already
+bound and listening: one passed by systemd socket activation (``LISTEN_FDS``
+and ``LISTEN_PID``, read as ``sd_listen_fds`` does), or any fd named with
+``--fd N``. :mod:`fastserve._activation` checks the socket and explains how it
+reaches ``run_simple`` (through ``WERKZEUG_SERVER_FD``, as the reloader's own
+socket does).
+
 With ``--reload`` the reloader re-runs this command in a child process
 (``WERKZEUG_RUN_MAIN=true``). In the child, an app that no longer imports
 does not end the command: the traceback is printed and every request raises
@@ -87,6 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--host", help="address to bind (default: 127.0.0.1; 0.0.0.0 for all IPv4)")
     where.add_argument("--unix", metavar="PATH", help="listen on a unix socket instead of TCP")
+    where.add_argument(
+        "--fd",
+        type=_fd,
+        metavar="N",
+        help="serve the already bound and listening socket (TCP or unix) inherited as fd N; "
+        "systemd socket activation (LISTEN_FDS, LISTEN_PID) is used without it",
+    )
     parser.add_argument(
         "-p", "--port", type=_port, help="TCP port (default: 5000; 0 picks a free one)"
     )
@@ -140,7 +154,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     in_reloader_child = is_running_from_reloader()
     try:
-        options = _server_options(args, check_bind=not in_reloader_child)
+        listener = _inherited_listener(args, in_reloader_child)
+        options = _server_options(args, check_bind=not in_reloader_child, listener=listener)
         app = _app_or_error_app(args.app or DEMO_APP, in_reloader_child)
     except CLIError as exc:
         _report(exc)
@@ -148,9 +163,56 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not in_reloader_child:
         print(_serving_line(args.app), flush=True)
     try:
-        run_simple(application=app, **options)
+        if listener is not None:
+            _serve_inherited(listener, app, options, in_reloader_child)
+        else:
+            run_simple(application=app, **options)
     except KeyboardInterrupt:
         pass
+
+
+def _serve_inherited(
+    listener: Any, app: WSGIApp, options: dict[str, Any], in_reloader_child: bool
+) -> None:
+    """Serve an inherited socket: ``run_simple`` as in a reloader child (see ``_activation``)."""
+    from . import _activation
+    from ._logging import _ansi_style, _log
+    from .serving import run_simple
+
+    os.environ["WERKZEUG_SERVER_FD"] = str(listener.fd)
+    os.environ[_activation.FD_ENV] = str(listener.fd)
+    if not in_reloader_child:
+        _log(
+            "info",
+            "\n".join(
+                [
+                    _ansi_style(
+                        "WARNING: This is a development server. Do not use it in a production"
+                        " deployment. Use a production WSGI server instead.",
+                        "bold",
+                        "red",
+                    ),
+                    *_activation.startup_lines(listener, options["ssl_context"] is not None),
+                ]
+            ),
+        )
+        if options["use_debugger"] and not listener.is_loopback:
+            _log(
+                "warning",
+                " * The debugger is on and the socket listens on %r, which other machines"
+                " can reach: anyone who learns the PIN can run code here.",
+                listener.hostname,
+            )
+        _log("info", _ansi_style("Press CTRL+C to quit", "yellow"))
+        if options["use_reloader"]:
+            # the reloader's parent: never binds, restarts children that serve the fd
+            from ._reloader import run_with_reloader
+
+            os.set_inheritable(listener.fd, True)
+            run_with_reloader(lambda: None)
+            return
+        os.environ["WERKZEUG_RUN_MAIN"] = "true"
+    run_simple(application=app, **options)
 
 
 def version_text() -> str:
@@ -182,6 +244,18 @@ def _port(text: str) -> int:
     return port
 
 
+def _fd(text: str) -> int:
+    try:
+        fd = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a file descriptor number, not {text!r}"
+        ) from None
+    if fd < 0:
+        raise argparse.ArgumentTypeError(f"a file descriptor is 0 or more, not {fd}")
+    return fd
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -192,7 +266,39 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _server_options(args: argparse.Namespace, *, check_bind: bool) -> dict[str, Any]:
+def _inherited_listener(args: argparse.Namespace, in_reloader_child: bool) -> Any:
+    """The inherited socket to serve (``--fd`` or systemd's), checked; ``None`` to bind."""
+    from . import _activation
+
+    try:
+        if in_reloader_child:
+            # the parent found it; systemd's variables are gone by now
+            fd_text = os.environ.get(_activation.FD_ENV)
+            return None if fd_text is None else _activation.describe(int(fd_text))
+        passed = _activation.listen_fds()
+        if args.fd is not None:
+            fd = args.fd
+            source = f"--fd {fd}"
+        elif not passed:
+            return None
+        elif len(passed) > 1:
+            raise CLIError(
+                f"systemd passed {len(passed)} sockets (fds {passed[0]}-{passed[-1]}); "
+                "fastserve serves one: choose it with --fd N"
+            )
+        else:
+            fd = passed[0]
+            source = "the socket systemd passed (LISTEN_FDS)"
+        if args.host is not None or args.unix is not None or args.port is not None:
+            raise CLIError(f"--host, --port and --unix cannot be used with {source}")
+        return _activation.describe(fd)
+    except _activation.InheritedSocketError as exc:
+        raise CLIError(str(exc)) from None
+
+
+def _server_options(
+    args: argparse.Namespace, *, check_bind: bool, listener: Any = None
+) -> dict[str, Any]:
     """Check the arguments and turn them into ``run_simple`` keywords."""
     if args.unix is not None and args.port is not None:
         raise CLIError("--port cannot be used with --unix")
@@ -207,7 +313,9 @@ def _server_options(args: argparse.Namespace, *, check_bind: bool) -> dict[str, 
     elif threaded is None:
         threaded = True
     port = 5000 if args.port is None else args.port
-    if args.unix is not None:
+    if listener is not None:
+        hostname, port = listener.hostname, listener.port
+    elif args.unix is not None:
         hostname = "unix://" + _check_unix_path(args.unix, check_bind)
     else:
         hostname = "127.0.0.1" if args.host is None else args.host
