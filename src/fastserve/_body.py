@@ -1,4 +1,4 @@
-"""``wsgi.input`` readers: request bodies that never read past their end.
+r"""``wsgi.input`` readers: request bodies that never read past their end.
 
 A keep-alive connection carries the next request right after this one's body,
 so every reader knows exactly where its body ends (RFC 9112 §6.3) and never
@@ -14,11 +14,20 @@ takes a byte beyond it:
   of blocking on the socket as werkzeug's bare ``rfile`` does).
 
 The socket side is the connection's business: a reader calls
-``conn.recv_body(n)`` (blocking, bounded by the connection's body timeout, may
-return fewer bytes, ``b""`` at EOF) and, the first time it needs bytes from the
-wire, ``conn.send_continue()`` (which answers ``Expect: 100-continue`` once).
-After the response the connection asks the reader how much is left
-(:meth:`wire_left`) and lets it :meth:`drain` a bounded amount.
+``conn.recv_body(n)`` (blocking, bounded by the connection's whole-body
+deadline, may return fewer bytes, ``b""`` at EOF) and, the first time it needs
+bytes from the wire, ``conn.send_continue()`` (which answers ``Expect:
+100-continue`` once). The connection may also :meth:`feed` a reader bytes it
+received without blocking - a small body before the application runs, the
+unread rest of a body after the response (drained in the poller, then
+:meth:`discard`\ ed) - and asks it how much is left (:meth:`wire_left`).
+
+A body that ends before its end (the client closed the connection) or that
+does not arrive in time makes ``read`` raise
+:class:`werkzeug.exceptions.ClientDisconnected` (:class:`RequestBodyTimeout`
+for the deadline), which is what werkzeug's ``LimitedStream`` raises for a
+short body: ``Request.get_data()``/``form`` see the same exception under both
+servers.
 """
 
 from __future__ import annotations
@@ -28,13 +37,27 @@ from typing import Protocol
 
 from werkzeug.exceptions import ClientDisconnected
 
-from .errors import BodyTooLargeError, HTTPParseError
+from .errors import BodyTooLargeError
 from .parser import ChunkedDecoder
 
-__all__ = ["BodySource", "ChunkedReader", "ContentLengthReader", "EMPTY_INPUT", "EmptyInput"]
+__all__ = [
+    "BodySource",
+    "ChunkedReader",
+    "ContentLengthReader",
+    "EMPTY_INPUT",
+    "EmptyInput",
+    "RequestBodyTimeout",
+]
 
 #: most bytes asked from the socket in one recv() while reading a body
 _RECV_SIZE = 256 * 1024
+
+
+class RequestBodyTimeout(ClientDisconnected):
+    """The request body did not arrive at the minimum rate
+    (``body_timeout`` / ``body_min_rate`` of the server)."""
+
+    description = "The request body did not arrive in time."
 
 
 class BodySource(Protocol):
@@ -140,9 +163,25 @@ class ContentLengthReader(_Reader):
         if not data:
             self.eof = True
             self._left = 0
-            return b""
+            raise ClientDisconnected()
         self._left -= len(data)
         return data
+
+    def feed(self, data: bytes) -> bytes:
+        """Take body bytes received by the connection; return what is
+        beyond the body (the start of the next request)."""
+        take = min(len(data), self._left)
+        if take:
+            rest = self._buf[self._pos :] if self._pos else self._buf
+            self._buf = rest + data[:take] if rest else data[:take]
+            self._pos = 0
+            self._left -= take
+        return data[take:]
+
+    def discard(self) -> None:
+        """Forget the body bytes received and not read (draining)."""
+        self._buf = b""
+        self._pos = 0
 
     def read(self, size: int | None = -1) -> bytes:
         buf = self._buf
@@ -153,10 +192,7 @@ class ContentLengthReader(_Reader):
             self._buf = b""
             self._pos = 0
             while self._left > 0:
-                data = self._recv(self._left)
-                if not data:
-                    break
-                parts.append(data)
+                parts.append(self._recv(self._left))
             return b"".join(parts)
         if avail:
             if size >= avail:
@@ -183,8 +219,6 @@ class ContentLengthReader(_Reader):
             if (0 <= limit <= avail) or self._left <= 0:
                 return avail if limit < 0 else min(avail, limit)
             data = self._recv(_RECV_SIZE)
-            if not data:
-                return len(self._buf) - self._pos
             self._buf = buf[pos:] + data
             self._pos = 0
 
@@ -195,21 +229,6 @@ class ContentLengthReader(_Reader):
     def unread(self) -> bool:
         """Whether part of the body was not read by the application."""
         return self._left > 0 or self._pos < len(self._buf)
-
-    def drain(self, limit: int) -> bool:
-        """Receive and discard the rest of the body, at most ``limit`` bytes.
-
-        :return: True when the body ended (the connection can be reused).
-        """
-        self._buf = b""
-        self._pos = 0
-        if self._left > limit:
-            return False
-        while self._left > 0:
-            if not self._recv(self._left):
-                return False
-        return True
-
 
 class ChunkedReader(_Reader):
     """A ``Transfer-Encoding: chunked`` body (RFC 9112 §7.1).
@@ -302,17 +321,12 @@ class ChunkedReader(_Reader):
     def unread(self) -> bool:
         return not self.done or bool(self._buf)
 
-    def drain(self, limit: int) -> bool:
-        """Receive and discard the rest of the body (at most ``limit`` more
-        decoded bytes); True when the chunked message ended cleanly."""
+    def feed(self, data: bytes) -> bytes:
+        """Take bytes received by the connection (decoded into the body;
+        what follows the chunked message stays in :attr:`leftover`)."""
+        self._feed(data)
+        return b""
+
+    def discard(self) -> None:
+        """Forget the decoded bytes not read (draining)."""
         self._buf.clear()
-        start = self._total
-        try:
-            while not self.done:
-                if self._total - start > limit:
-                    return False
-                self._fill()
-                self._buf.clear()
-        except (HTTPParseError, ClientDisconnected):
-            return False
-        return True

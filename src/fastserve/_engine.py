@@ -2,6 +2,40 @@
 
 See :mod:`fastserve.server` for the runtime flow and :mod:`fastserve._workers`
 for the threads that run :meth:`Engine.lead`.
+
+What a thread does with a ready socket
+    The thread that polled a socket serves it itself (no hand-off per
+    request): :meth:`HTTPConnection.on_readable` parses, runs the application
+    and sends. A connection comes back to the poller whenever it would have to
+    wait for its peer - an incomplete head, a small request body still
+    arriving (:attr:`~fastserve.server.BaseWSGIServer.preread_limit`), the
+    unread rest of a body being drained, a response the client is not reading
+    (``WRITE``: the socket is watched for writability instead) - so a slow or
+    stuck peer costs a socket and a deadline, never a thread.
+
+Deadlines
+    Every parked connection has one (``conn.deadline``), checked by a sweep
+    once a second: a partial head (``request_head_timeout``, then 408), a body
+    or a stalled response (whole-operation minimum-rate deadlines computed by
+    the connection), a drain, a lingering close, an idle keep-alive
+    connection (``keep_alive_timeout``, counted from the first sweep that saw
+    it idle, so the request path reads no clock).
+
+Fairness and limits
+    Connections in a poll batch are served before the listening socket is
+    accepted from, so a stream of new connections never starves ready
+    keep-alive ones. At most ``max_threads`` threads serve at once; when all
+    do, the leader keeps polling and puts ready connections in a FIFO that
+    threads take from as they finish. When ``accept()`` runs out of file
+    descriptors the listener leaves the poller for ``accept_backoff`` seconds
+    (one log line when it starts, one with the count when it ends).
+
+Leases (threaded servers)
+    Each turn of a thread at the poller is a :class:`Lease`; what the monitor
+    in :class:`~fastserve._workers.LeaderFollowers` reads (is the leader inside
+    a request? since which dispatch?) lives on the current leader's lease, so a
+    demoted thread that finishes its request writes to its own, stale lease and
+    can never hide a stuck leader from the monitor.
 """
 
 from __future__ import annotations
@@ -14,20 +48,28 @@ import socket
 import sys
 import threading
 import time
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from ._logging import _log
-from .connection import CLOSE, GONE, LINGER, PARK, HTTPConnection
+from .connection import CLOSE, GONE, LINGER, PARK, WRITE, HTTPConnection
 
 if TYPE_CHECKING:
     from .server import BaseWSGIServer
 
-__all__ = ["Engine"]
+__all__ = ["Engine", "Lease"]
 
 try:
     af_unix: Any = socket.AF_UNIX
 except AttributeError:  # pragma: no cover - Windows
     af_unix = None
+
+#: poller interest: readable / writable (0 = registered but disabled)
+READ = 1
+WRITE_READY = 4
+
+#: ``accept()`` errors that mean "out of a resource", not "this client"
+_ACCEPT_EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 
 class _EpollPoller:
@@ -39,14 +81,12 @@ class _EpollPoller:
     def __init__(self) -> None:
         self._ep = select.epoll()
 
-    def add(self, fd: int) -> None:
-        self._ep.register(fd, select.EPOLLIN)
+    def add(self, fd: int, events: int = READ) -> None:
+        self._ep.register(fd, events)
 
-    def enable(self, fd: int) -> None:
-        self._ep.modify(fd, select.EPOLLIN)
-
-    def disable(self, fd: int) -> None:
-        self._ep.modify(fd, 0)
+    def set(self, fd: int, events: int) -> None:
+        """Change what ``fd`` is polled for (0: nothing, it stays registered)."""
+        self._ep.modify(fd, events)
 
     def remove(self, fd: int) -> None:
         try:
@@ -63,26 +103,27 @@ class _EpollPoller:
 
 
 class _SelectorPoller:
-    """Portable fallback on :mod:`selectors` (disable = unregister)."""
+    """Portable fallback on :mod:`selectors` (disabled = unregistered)."""
+
+    _EVENTS = {READ: selectors.EVENT_READ, WRITE_READY: selectors.EVENT_WRITE}
 
     def __init__(self) -> None:
         self._sel = selectors.DefaultSelector()
 
-    def add(self, fd: int) -> None:
-        try:
-            self._sel.register(fd, selectors.EVENT_READ)
-        except (KeyError, ValueError):
-            pass
+    def add(self, fd: int, events: int = READ) -> None:
+        self.set(fd, events)
 
-    enable = add
+    def set(self, fd: int, events: int) -> None:
+        """Change what ``fd`` is polled for (0: nothing)."""
+        self.remove(fd)
+        if events:
+            self._sel.register(fd, self._EVENTS[events])
 
     def remove(self, fd: int) -> None:
         try:
             self._sel.unregister(fd)
         except (KeyError, ValueError):
             pass
-
-    disable = remove
 
     def poll(self, timeout: float) -> list[tuple[int, int]]:
         """Ready ``(fd, events)`` pairs."""
@@ -98,20 +139,45 @@ _Poller: Any = _EpollPoller if hasattr(select, "epoll") else _SelectorPoller
 _IDLE = -1.0
 
 
+class Lease:
+    """One thread's turn as the leader (the thread that waits in the poller).
+
+    The dispatch counter and the busy flag are the leader's own: the monitor
+    promotes another thread when the same lease stays busy in the same
+    dispatch for a whole tick.
+    """
+
+    __slots__ = ("busy", "dispatches", "conn")
+
+    def __init__(self) -> None:
+        #: inside a dispatch (a request, maybe the application) right now
+        self.busy = False
+        #: dispatches started under this lease
+        self.dispatches = 0
+        #: the connection being served while busy
+        self.conn: HTTPConnection | None = None
+
+
 class Engine:
     """The poller loop of one server (in one process). See the module docstring.
 
     :param server: the bound server.
     :param poll_interval: longest wait in the poller (seconds).
     :param parent_pid: in a pre-fork worker, the parent's pid (exit when it is gone).
+    :param max_serving: most threads inside a dispatch at once.
     """
 
     def __init__(
-        self, server: BaseWSGIServer, poll_interval: float = 0.5, parent_pid: int | None = None
+        self,
+        server: BaseWSGIServer,
+        poll_interval: float = 0.5,
+        parent_pid: int | None = None,
+        max_serving: int = 1,
     ) -> None:
         self.server = server
         self.poll_interval = min(poll_interval, 1.0)
         self.parent_pid = parent_pid
+        self.max_serving = max(1, max_serving)
         self.lock = threading.Lock()
         self.poller = _Poller()
         self.listener = server.socket
@@ -148,18 +214,35 @@ class Engine:
         self.conns: dict[int, HTTPConnection] = {}
         self.stopping = False
         self.closed = False
-        # leader/follower bookkeeping (read by _workers.LeaderFollowers)
-        self.busy = False
-        self.gen = 0
-        self.leader_token = 0
-        #: the connection the leader is serving
-        self.current: HTTPConnection | None = None
+        #: the current leader's lease (None between a demotion and the next leader)
+        self.lease: Lease | None = None
+        #: threads inside a dispatch right now
+        self.serving = 0
+        #: ready connections waiting for a thread (all max_serving are busy)
+        self.ready: deque[HTTPConnection] = deque()
+        self._ready_warned = 0.0
         self._next_sweep = 0.0
+        # accept() out of descriptors: the listener rests until this time
+        self._accept_resume = 0.0
+        self._accept_failures = 0
+        self._accept_error = ""
+        # graceful stop
+        self.draining = False
+        self._drain_request: bool | None = None
+        #: set once draining and no connection is being served
+        self.drained = threading.Event()
 
     # -- the loop ------------------------------------------------------------------
 
-    def lead(self, token: int) -> None:
-        """Wait in the poller and serve, until stopped or demoted."""
+    def lead(self, lease: Any = None) -> None:
+        """Wait in the poller and serve, until stopped or demoted.
+
+        :param lease: this thread's :class:`Lease` (a new one if not given);
+            the thread returns as soon as it is no longer the current lease.
+        """
+        if not isinstance(lease, Lease):
+            with self.lock:
+                lease = self.lease = Lease()
         poll = self.poller.poll
         conns = self.conns
         listen_fd = self.listen_fd
@@ -171,16 +254,24 @@ class Engine:
                 if self.stopping or self.closed:
                     return
                 raise
+            accept = False
             for fd, _ in fds:
                 if fd == listen_fd:
-                    self._accept(token)
+                    accept = True  # after the ready connections: they go first
                 elif fd == wake_fd:
                     self._drain_wakeups()
                 else:
                     conn = conns.get(fd)
                     if conn is not None:
-                        self._dispatch(conn)
-                if self.leader_token != token or self.stopping:
+                        if self.serving >= self.max_serving:
+                            self._enqueue(conn)
+                        else:
+                            self._dispatch(conn, lease)
+                if self.lease is not lease or self.stopping:
+                    return
+            if accept and not self.draining:
+                self._accept(lease)
+                if self.lease is not lease or self.stopping:
                     return
             now = time.monotonic()
             if now >= self._next_sweep:
@@ -188,8 +279,14 @@ class Engine:
                 self._sweep(now)
                 if self.parent_pid is not None and os.getppid() != self.parent_pid:
                     self.stopping = True
+            if self._accept_resume and now >= self._accept_resume:
+                self._resume_accepting()
+            if self._drain_request is not None and not self.draining:
+                self.begin_drain(self._drain_request)
+            if self.draining and not self.in_flight():
+                self.drained.set()
 
-    def _accept(self, token: int) -> None:
+    def _accept(self, lease: Lease) -> None:
         server = self.server
         # plain sockets, also from a TLS listener (the handshake runs per connection)
         accept = self.listener._accept  # type: ignore[attr-defined]
@@ -205,9 +302,11 @@ class Engine:
             except InterruptedError:
                 return
             except OSError as e:
-                if e.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    _log("error", f" * accept() failed: {e}")
+                if e.errno in _ACCEPT_EXHAUSTED:
+                    self._pause_accepting(e)
                 return
+            if self._accept_failures:
+                self._accepting_again()
             if self.set_nodelay:
                 try:
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -220,14 +319,72 @@ class Engine:
                 server.handle_error(sock, addr)
                 continue
             self.conns[conn.fd] = conn
-            if conn.compat or conn.tls_pending:
+            if conn.compat or conn.tls_pending or self.serving >= self.max_serving:
                 self._settle(conn, PARK, first=True)
             else:
-                self._dispatch(conn, first=True)
-            if self.leader_token != token or self.stopping:
+                self._dispatch(conn, lease, first=True)
+            if self.lease is not lease or self.stopping:
                 return
 
-    def _dispatch(self, conn: HTTPConnection, first: bool = False) -> None:
+    def _pause_accepting(self, error: OSError) -> None:
+        """Out of descriptors (or memory): stop polling the listener for a
+        while instead of spinning on it (it stays readable: level-triggered)."""
+        self._accept_failures += 1
+        backoff = self.server.accept_backoff
+        self._accept_resume = time.monotonic() + backoff
+        try:
+            self.poller.set(self.listen_fd, 0)
+        except (OSError, ValueError):
+            pass
+        if self._accept_failures == 1:
+            self._accept_error = f"[Errno {error.errno}] {error.strerror}"
+            _log(
+                "error",
+                f" * accept() failed: {self._accept_error}; new connections wait"
+                f" (retrying every {backoff:g} s)",
+            )
+
+    def _resume_accepting(self) -> None:
+        self._accept_resume = 0.0
+        if self.draining or self.closed:
+            return
+        try:
+            self.poller.set(self.listen_fd, READ)
+        except (OSError, ValueError):
+            pass
+
+    def _accepting_again(self) -> None:
+        _log(
+            "info",
+            f" * accept() works again after {self._accept_failures} failed"
+            f" attempt(s) ({self._accept_error})",
+        )
+        self._accept_failures = 0
+
+    def _enqueue(self, conn: HTTPConnection) -> None:
+        """Every serving thread is busy: the connection waits its turn, out of
+        the poller (level-triggered, it would be reported again and again)."""
+        with self.lock:
+            if not conn.parked:
+                return
+            conn.parked = False
+            if not conn.disabled:
+                conn.disabled = True
+                try:
+                    self.poller.set(conn.fd, 0)
+                except (OSError, ValueError):
+                    pass
+            self.ready.append(conn)
+        now = time.monotonic()
+        if now >= self._ready_warned:
+            self._ready_warned = now + 60.0
+            _log(
+                "warning",
+                f" * All {self.max_serving} server threads are busy; requests wait"
+                " until one is free.",
+            )
+
+    def _dispatch(self, conn: HTTPConnection, lease: Lease, first: bool = False) -> None:
         if not first:
             lock = self.lock
             lock.acquire()  # cheaper than ``with`` on this per-request path
@@ -236,32 +393,63 @@ class Engine:
                 return
             conn.parked = False
             lock.release()
-        self.current = conn
-        self.gen += 1
-        self.busy = True
+        self._serve(conn, lease, first)
+        if self.ready:
+            self._serve_ready(lease)
+
+    def _serve(self, conn: HTTPConnection, lease: Lease, first: bool) -> None:
+        lease.conn = conn
+        lease.dispatches += 1
+        lease.busy = True
+        self.serving += 1  # only an approximate bound when threads race (GIL)
         try:
-            state = conn.linger_read() if conn.lingering else conn.on_readable()
+            if conn.writing:
+                state = conn.on_writable()
+            elif conn.lingering:
+                state = conn.linger_read()
+            else:
+                state = conn.on_readable()
         except BaseException:
-            self.busy = False
+            self.serving -= 1
+            lease.busy = False
             self._drop(conn, registered=not first)
             raise
-        self.busy = False
+        self.serving -= 1
+        lease.busy = False
         self._settle(conn, state, first)
+
+    def _serve_ready(self, lease: Lease) -> None:
+        """Serve connections that waited for a thread (this one just finished)."""
+        while self.serving < self.max_serving and not self.stopping:
+            with self.lock:
+                if not self.ready:
+                    return
+                conn = self.ready.popleft()
+            self._serve(conn, lease, False)
 
     def demote(self) -> None:
         """Called (lock held) when another thread becomes the leader: the
-        connection this leader is serving leaves the poller until it is done."""
-        conn = self.current
-        if conn is not None and not conn.parked and not conn.disabled and not self.closed:
+        connection the current leader is serving leaves the poller until it
+        is done, and its lease ends."""
+        lease = self.lease
+        conn = None if lease is None else lease.conn
+        if (
+            lease is not None
+            and lease.busy
+            and conn is not None
+            and not conn.parked
+            and not conn.disabled
+            and not self.closed
+        ):
             conn.disabled = True
             try:
-                self.poller.disable(conn.fd)
+                self.poller.set(conn.fd, 0)
             except (OSError, ValueError):
                 pass
-        self.leader_token += 1
+        self.lease = None
 
     def _settle(self, conn: HTTPConnection, state: int, first: bool = False) -> None:
-        if state == PARK or state == LINGER:
+        if state == PARK or state == LINGER or state == WRITE:
             server = self.server
             if conn.lingering:
                 pass  # keeps the deadline set when lingering started
@@ -269,22 +457,29 @@ class Engine:
                 conn.lingering = True
                 conn.start_linger()
                 conn.deadline = time.monotonic() + server.linger_timeout
+            elif conn.waiting:
+                pass  # a body, a drain or a stalled send: the connection set it
             elif conn.buf:
                 conn.deadline = conn.head_started + server.request_head_timeout
+            elif self.draining:
+                self._drop(conn, registered=not first)  # idle: not kept when stopping
+                return
             else:
                 # idle: the next sweep (within about a second) starts its
                 # keep_alive_timeout - no clock read per request
                 conn.deadline = _IDLE
-            if first or conn.disabled:
+            events = WRITE_READY if state == WRITE else READ
+            if first or conn.disabled or conn.events != events:
                 with self.lock:
                     closed = self.closed
                     if not closed:
                         try:
                             if first:
-                                self.poller.add(conn.fd)
+                                self.poller.add(conn.fd, events)
                             else:
-                                self.poller.enable(conn.fd)
+                                self.poller.set(conn.fd, events)
                             conn.disabled = False
+                            conn.events = events
                         except (OSError, ValueError):
                             closed = True
                 if closed:
@@ -348,6 +543,54 @@ class Engine:
         self.stopping = True
         self.wake()
 
+    def request_drain(self, close_listener: bool = True) -> None:
+        """Ask the leader to :meth:`begin_drain` (safe from a signal handler:
+        sets a field and writes the wake-up byte, takes no lock)."""
+        self._drain_request = close_listener
+        self.wake()
+
+    def begin_drain(self, close_listener: bool = True) -> None:
+        """Graceful stop, first step: accept no more connections (close the
+        listening socket when ``close_listener``, else only stop polling it),
+        close idle keep-alive connections and partial heads; requests in
+        progress finish with ``Connection: close`` (``server._closing``).
+        :attr:`drained` is set once nothing is being served."""
+        with self.lock:
+            if self.draining or self.closed:
+                return
+            self.draining = True
+            self.server._closing = True
+            idle = [
+                c
+                for c in self.conns.values()
+                if c.parked and not c.waiting and not c.lingering and c.events == READ
+            ]
+            for conn in idle:
+                conn.parked = False
+        self.poller.remove(self.listen_fd)
+        if close_listener:
+            try:
+                self.listener.close()
+            except OSError:
+                pass
+        for conn in idle:
+            if conn.buf and not conn.waiting:
+                conn.expire()  # a partial head: 408
+            self._drop(conn)
+        if not self.in_flight():
+            self.drained.set()
+        self.wake()
+
+    def in_flight(self) -> int:
+        """Connections with a request in progress: being served by a thread,
+        waiting for one, receiving a request body or sending a response."""
+        with self.lock:
+            return sum(
+                1
+                for c in self.conns.values()
+                if not c.parked or (c.waiting and not c.lingering) or c.events == WRITE_READY
+            )
+
     def close(self) -> None:
         """Close every parked connection, the poller and the wake-up pipe."""
         with self.lock:
@@ -355,6 +598,8 @@ class Engine:
                 return
             self.closed = True
             parked = [c for c in self.conns.values() if c.parked]
+            parked.extend(self.ready)
+            self.ready.clear()
             for conn in parked:
                 conn.parked = False
         for conn in parked:

@@ -159,10 +159,11 @@ class Exchange:
         return self.write
 
     def write(self, data: bytes) -> None:
-        """PEP 3333 ``write`` callable: sent at once."""
-        if self.status is None:
-            raise AssertionError("write() before start_response")
-        self.send(data)
+        """PEP 3333 ``write`` callable: sent at once (blocking this thread,
+        bounded by the send deadline)."""
+        chunk = self.encode(data)
+        if chunk:
+            self.conn.send(chunk)
 
     def _commit(self, total: int) -> bytes:
         """Serialize the head; ``total`` is the whole body length when known, else -1."""
@@ -177,7 +178,7 @@ class Exchange:
             conn.status_version, self.status, headers, conn.server_line + _date_bytes
         )
         self.code = code
-        keep = self.keep and not flags & _FLAG_CLOSE
+        keep = self.keep and not flags & _FLAG_CLOSE and not conn.server._closing
         extra = b""
         if self.head_only or code < 200 or code == 204 or code == 304:
             framing = _NONE
@@ -187,6 +188,9 @@ class Exchange:
         elif length >= 0:
             framing = _LENGTH
             self.left = length
+            if total >= 0 and total != length:
+                keep = False  # the client must not wait for the missing bytes
+                self._mismatch(length, total)
         elif flags & _FLAG_TE:
             framing = _CLOSE
         elif total >= 0:
@@ -213,28 +217,39 @@ class Exchange:
         # the access line, when the status is known (werkzeug logs it then)
         if not conn.log_checked or _wz_internal._logger.isEnabledFor(20):  # type: ignore[union-attr]
             conn._bind_handler()
-            conn.handler.log_request(code)
+            conn._call_hook("log_request", code)
         return head + extra + b"\r\n"
 
-    def send(self, data: bytes) -> None:
-        """Send one piece of the body (the head first, with it)."""
+    def _mismatch(self, declared: int, sent: int) -> None:
+        """Log that the body does not match the application's Content-Length
+        (``sent`` -1: longer); the connection is closed after the response."""
+        conn = self.conn
+        conn._bind_handler()
+        if sent < 0:
+            message = "The application sent more than its Content-Length %d"
+            args: tuple[int, ...] = (declared,)
+        else:
+            message = "The application sent %d bytes of its Content-Length %d"
+            args = (sent, declared)
+        conn._call_hook("log_error", message + "; the connection is closed", *args)
+
+    def encode(self, data: bytes) -> bytes:
+        """The bytes to send for one piece of the body: framed, with the head
+        before the first piece; ``b""`` when there is nothing to send."""
         if self.status is None:
             raise AssertionError("write() before start_response")
         if type(data) is not bytes and not isinstance(data, (bytes, bytearray)):
             raise AssertionError("applications must write bytes")
         if not data:
-            return
+            return b""
         if not self.head_sent:
             head = self._commit(-1)
-            framing = self.framing
-            if framing == _NONE:
-                self.conn.send(head)
-                return
-            self.conn.send(head + self._frame(data))
-            return
-        framing = self.framing
-        if framing != _NONE:
-            self.conn.send(self._frame(data))
+            if self.framing == _NONE:
+                return head
+            return head + self._frame(data)
+        if self.framing != _NONE:
+            return self._frame(data)
+        return b""
 
     def _frame(self, data: bytes) -> bytes:
         framing = self.framing
@@ -244,12 +259,26 @@ class Exchange:
             left = self.left
             if len(data) > left:
                 self.keep = False  # the app sent more than it declared
+                self._mismatch(self.left_declared(), -1)
+                self.framing = _NONE  # the rest is dropped
                 data = data[:left]
             self.left = left - len(data)
         return data
 
+    def left_declared(self) -> int:
+        """The Content-Length the application declared (from the head)."""
+        headers: Any = self.headers
+        for name, value in headers:
+            if name.lower() == "content-length":
+                try:
+                    return int(value)
+                except ValueError:
+                    break
+        return -1
+
     def send_whole(self, body: bytes) -> None:
-        """Send a body that is known completely (the application returned a list)."""
+        """Send a body that is known completely (the application returned a
+        list) as far as the socket takes it now (the connection keeps the rest)."""
         if self.status is None:
             raise AssertionError("write() before start_response")
         if type(body) is not bytes and not isinstance(body, (bytes, bytearray)):
@@ -257,36 +286,33 @@ class Exchange:
         size = len(body)
         head = self._commit(size)
         framing = self.framing
+        conn = self.conn
         if framing == _NONE or not size:
-            self.conn.send(head)
+            conn.push(head)
+            return
+        if framing == _LENGTH:
+            left = self.left
+            if size > left:
+                body = body[:left]
+            self.left = 0
+        elif framing == _CHUNKED:
+            body = b"%x\r\n%s\r\n0\r\n\r\n" % (size, body)
+        if size < 65536:
+            conn.push(head + body)
         else:
-            if framing == _LENGTH:
-                left = self.left
-                if size != left:
-                    self.keep = False  # the declared Content-Length is wrong
-                    if size > left:
-                        body = body[:left]
-                self.left = 0
-            elif framing == _CHUNKED:
-                body = b"%x\r\n%s\r\n0\r\n\r\n" % (size, body)
-            if size < 65536:
-                conn = self.conn
-                try:  # conn.send() inlined: the per-request path
-                    conn.sock.sendall(head + body)
-                except OSError:
-                    conn.send_failure()
-            else:
-                self.conn.send(head)
-                self.conn.send(body)
+            conn.push(head)
+            conn.push(body)
 
-    def finish(self) -> None:
-        """The application's iterable is exhausted."""
+    def encode_end(self) -> bytes:
+        """The application's iterable is exhausted: what is left to send (the
+        head of an empty body, the last chunk)."""
         if not self.head_sent:
-            self.conn.send(self._commit(0))
+            end = self._commit(0)
         elif self.framing == _CHUNKED:
-            self.conn.send(b"0\r\n\r\n")
-        self._check_length()
-
-    def _check_length(self) -> None:
+            end = b"0\r\n\r\n"
+        else:
+            end = b""
         if self.framing == _LENGTH and self.left:
             self.keep = False  # fewer bytes than the declared Content-Length
+            self._mismatch(self.left_declared(), self.left_declared() - self.left)
+        return end

@@ -53,13 +53,15 @@ import socket
 import ssl
 import sys
 import time
+import traceback
+from collections import deque
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from werkzeug import serving as _wz_serving
 from werkzeug.exceptions import ClientDisconnected, InternalServerError
 
 from . import _logging
-from ._body import EMPTY_INPUT, ChunkedReader, ContentLengthReader
+from ._body import EMPTY_INPUT, ChunkedReader, ContentLengthReader, RequestBodyTimeout
 from ._environ import connection_environ, headers_from_environ
 from ._response import CONTINUE, Exchange, error_response
 from ._tls import connection_dropped_errors
@@ -83,6 +85,7 @@ PARK = 0  # wait for the socket to be readable again
 CLOSE = 1  # unregister and close the socket
 LINGER = 2  # half-close, discard input for a while, then close
 GONE = 3  # the application took the socket over: forget it, do not touch it
+WRITE = 4  # a response waits for the socket to drain: poll it for writability
 
 _RECV_SIZE = 65536
 # Windows has neither: recv() there is preceded by a zero-timeout select() instead
@@ -234,10 +237,22 @@ class HTTPConnection:
         "linger_bytes",
         "lingering",
         "disabled",
-        "recv_timeout",
+        "events",
         "log_checked",
         "plain",
         "env",
+        "exchange",
+        "waiting",
+        "writing",
+        "feeding",
+        "preread",
+        "body_start",
+        "body_received",
+        "out",
+        "stalled_since",
+        "stalled_sent",
+        "resp_iter",
+        "resp_result",
     )
 
     def __init__(self, server: BaseWSGIServer, sock: socket.socket, addr: Any) -> None:
@@ -259,6 +274,7 @@ class HTTPConnection:
         self.poller: Any = None
         #: waiting in the engine's poller (not owned by a thread)
         self.parked = False
+        #: when the engine gives up on the parked connection (monotonic clock)
         self.deadline = 0.0
         self.head_started = 0.0
         self.reader: Any = EMPTY_INPUT
@@ -270,12 +286,32 @@ class HTTPConnection:
         self.lingering = False
         #: taken out of the poller while a non-leader thread serves it
         self.disabled = False
-        self.recv_timeout = server.read_timeout
+        #: what the engine polls it for (READ, or WRITE_READY while a response waits)
+        self.events = 1
         self.log_checked = False
         #: plain TCP/unix socket on our own request cycle (the fast path in on_readable)
         self.plain = not self.compat and not self.tls_pending
         #: the environ of the request being served (hooks read it through _bind_handler)
         self.env: dict[str, Any] | None = None
+        self.exchange: Exchange | None = None
+        #: parked with a deadline of its own: a body arriving, a drain, a stalled response
+        self.waiting = False
+        #: a response waits for the socket to drain (:attr:`out`)
+        self.writing = False
+        #: the body reader being fed in the poller (before the app, or a drain after it)
+        self.feeding: Any = None
+        self.preread = False
+        self.body_start = 0.0
+        self.body_received = 0
+        #: response bytes accepted from the application and not yet sent: at most
+        #: the head plus the last piece the application yielded (the iterator is
+        #: pulled again only once this is empty)
+        self.out: deque[Any] = deque()
+        self.stalled_since = 0.0
+        self.stalled_sent = 0
+        #: the application's iterator (and iterable, for close()) while a response waits
+        self.resp_iter: Any = None
+        self.resp_result: Any = None
         if not self.compat:
             handler = cls.__new__(cls)
             handler.server = server
@@ -300,12 +336,94 @@ class HTTPConnection:
             if not self.tls_pending:
                 self.base_env = connection_environ(handler, server, sock)
 
-    # -- socket side -----------------------------------------------------------------
+    # -- socket side: sending --------------------------------------------------------
+
+    def push(self, data: Any) -> None:
+        """Send ``data`` as far as the socket takes it now; keep the rest in
+        :attr:`out` (the caller then stops pulling the application's iterator
+        and the engine waits for the socket to drain)."""
+        out = self.out
+        if out:
+            out.append(data)
+            return
+        if not self.plain or not _MSG_DONTWAIT:
+            self.send(data)  # TLS, Windows: blocking, bounded by the send deadline
+            return
+        try:
+            sent = self.sock.send(data, _MSG_DONTWAIT)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            self.send_failure()
+        if sent < len(data):
+            out.append(memoryview(data)[sent:])
+            self.stalled_since = time.monotonic()
+            self.stalled_sent = 0
+            self.deadline = self.stalled_since + self.server.send_timeout
+
+    def _flush(self) -> bool:
+        """Send what :attr:`out` holds without blocking; True when it is empty.
+        Progress moves the deadline (``send_min_rate`` after ``send_timeout``)."""
+        out = self.out
+        sock = self.sock
+        sent_now = 0
+        while out:
+            data = out[0]
+            try:
+                sent = sock.send(data, _MSG_DONTWAIT)
+            except BlockingIOError:
+                break
+            except OSError:
+                self.send_failure()
+            sent_now += sent
+            if sent < len(data):
+                out[0] = data[sent:]
+                break
+            out.popleft()
+        if out:
+            server = self.server
+            self.stalled_sent += sent_now
+            self.deadline = (
+                self.stalled_since + server.send_timeout + self.stalled_sent / server.send_min_rate
+            )
+            return False
+        return True
 
     def send(self, data: bytes) -> None:
-        """Send all of ``data`` (blocking)."""
+        """Send all of ``data``, blocking this thread until the socket took it
+        (PEP 3333 ``write()``, ``100 Continue``, error responses), bounded by the
+        send deadline: :class:`TimeoutError` when the client stops reading."""
+        if self.out:
+            self.out.append(data)
+            data = b"".join(bytes(d) for d in self.out)
+            self.out.clear()
+        sock = self.sock
         try:
-            self.sock.sendall(data)
+            if not self.plain or not _MSG_DONTWAIT:
+                if self.is_tls:
+                    sock.settimeout(self.server.send_timeout)
+                sock.sendall(data)
+                return
+            view = memoryview(data)
+            total = len(data)
+            done = 0
+            stalled = 0.0
+            server = self.server
+            while done < total:
+                try:
+                    sent = sock.send(view[done:], _MSG_DONTWAIT)
+                except BlockingIOError:
+                    sent = 0
+                if sent:
+                    done += sent
+                    continue
+                now = time.monotonic()
+                if not stalled:
+                    stalled = now
+                    base = done
+                limit = stalled + server.send_timeout + (done - base) / server.send_min_rate
+                if now >= limit or not _wait_for(self.fd, select.POLLOUT, limit - now):
+                    raise TimeoutError("timed out sending the response")
         except OSError:
             self.send_failure()
 
@@ -318,19 +436,53 @@ class HTTPConnection:
         self.send_failed = True
         raise  # noqa: PLE0704 - the error being handled by the caller
 
+    def send_continue(self) -> None:
+        """Answer ``Expect: 100-continue`` (once, HTTP/1.1 clients only); the
+        body's deadline starts now (the client waited for this)."""
+        if self.expect and not self.continue_sent:
+            self.continue_sent = True
+            self.send(CONTINUE)
+            self.body_start = time.monotonic()
+
+    # -- socket side: receiving ------------------------------------------------------
+
     def recv_body(self, n: int) -> bytes:
-        """Receive up to ``n`` body bytes, waiting at most ``recv_timeout``."""
+        """Receive up to ``n`` body bytes for the application, waiting at most
+        until the body's deadline: ``body_timeout`` after the head, extended by
+        one second per ``body_min_rate`` bytes received.
+
+        :raises RequestBodyTimeout: the deadline passed.
+        """
         sock: socket.socket = self.sock
-        if self.is_tls:
-            return sock.recv(n)
-        if _MSG_DONTWAIT:
+        if _MSG_DONTWAIT and not self.is_tls:
             try:
-                return sock.recv(n, _MSG_DONTWAIT)
+                data = sock.recv(n, _MSG_DONTWAIT)
+                self.body_received += len(data)
+                return data
             except BlockingIOError:
                 pass
-        if not self._wait_readable(self.recv_timeout):
-            raise TimeoutError("timed out reading the request body")
-        return sock.recv(n)
+        server = self.server
+        while True:
+            left = (
+                self.body_start
+                + server.body_timeout
+                + self.body_received / server.body_min_rate
+                - time.monotonic()
+            )
+            if left <= 0:
+                raise RequestBodyTimeout()
+            if self.is_tls:
+                if sock.pending():
+                    break
+                sock.settimeout(left)
+            if self._wait_readable(left):
+                break
+        try:
+            data = sock.recv(n)
+        except (TimeoutError, ssl.SSLWantReadError):
+            raise RequestBodyTimeout() from None
+        self.body_received += len(data)
+        return data
 
     def _wait_readable(self, timeout: float) -> bool:
         if not _HAS_POLL:  # Windows
@@ -341,12 +493,6 @@ class HTTPConnection:
             poller.register(self.fd, select.POLLIN)
         return bool(poller.poll(timeout * 1000.0))
 
-    def send_continue(self) -> None:
-        """Answer ``Expect: 100-continue`` (once, HTTP/1.1 clients only)."""
-        if self.expect and not self.continue_sent:
-            self.continue_sent = True
-            self.send(CONTINUE)
-
     def _recv_nowait(self) -> bytes | None:
         """What the socket has now: bytes, ``b""`` at EOF, None when nothing."""
         sock: socket.socket = self.sock
@@ -354,7 +500,10 @@ class HTTPConnection:
             if not self.sock.pending() and not self._wait_readable(0):
                 return None
             try:
-                return sock.recv(_RECV_SIZE)
+                data = sock.recv(_RECV_SIZE)
+                while data and sock.pending():  # decrypted bytes epoll cannot see
+                    data += sock.recv(_RECV_SIZE)
+                return data
             except ssl.SSLWantReadError:
                 return None
         if not _MSG_DONTWAIT and not self._wait_readable(0):  # Windows: no MSG_DONTWAIT
@@ -374,7 +523,7 @@ class HTTPConnection:
             self.sock = sock
             sock.settimeout(server.request_head_timeout)
             sock.do_handshake()
-            sock.settimeout(server.read_timeout)
+            sock.settimeout(server.send_timeout)
         except (OSError, ValueError):
             return False  # werkzeug drops failed handshakes silently
         self.is_tls = True
@@ -384,7 +533,10 @@ class HTTPConnection:
         return True
 
     def close(self) -> None:
-        """Close the socket (the engine has unregistered it)."""
+        """Close the socket (the engine has unregistered it); a response cut
+        short still gets its iterable's ``close()``."""
+        if self.resp_result is not None:
+            self._close_result()
         sock = self.sock
         self.parked = False
         try:
@@ -421,20 +573,34 @@ class HTTPConnection:
         return CLOSE if self.linger_bytes > self.server.linger_limit else PARK
 
     def expire(self) -> None:
-        """The deadline passed while parked: 408 for a partial head, then close."""
-        if self.buf and self.handler is not None:
-            self._log_refusal(408, "Request head not complete in time")
-            response = error_response(
-                self.status_version, 408, "request head not complete in time", self.server_line
+        """The deadline passed while parked: 408 for a partial head or a body
+        that did not arrive in time, a log line for a response the client did
+        not read; the engine then closes the connection."""
+        if self.handler is None:
+            return
+        if self.writing:
+            self._call_hook(
+                "log_error", "Client did not read the response in time; closing the connection"
             )
-            try:
-                if self.is_tls:  # no MSG_DONTWAIT on TLS sockets: a short bound instead
-                    self.sock.settimeout(0.2)
-                    self.sock.sendall(response)
-                else:
-                    self.sock.send(response, _MSG_DONTWAIT)
-            except (OSError, ValueError):
-                pass
+            return
+        if self.feeding is not None and not self.preread:
+            return  # a drain: the response is complete, nothing to say
+        if self.preread:
+            reason = "request body not received in time"
+        elif self.buf:
+            reason = "request head not complete in time"
+        else:
+            return
+        self._log_refusal(408, reason[0].upper() + reason[1:])
+        response = error_response(self.status_version, 408, reason, self.server_line)
+        try:
+            if self.is_tls:  # no MSG_DONTWAIT on TLS sockets: a short bound instead
+                self.sock.settimeout(0.2)
+                self.sock.sendall(response)
+            else:
+                self.sock.send(response, _MSG_DONTWAIT)
+        except (OSError, ValueError):
+            pass
 
     # -- the request cycle -------------------------------------------------------------
 
@@ -460,7 +626,13 @@ class HTTPConnection:
                 return PARK
         if not data:
             return CLOSE
-        buf = self.buf + data if self.buf else data
+        if self.feeding is not None:
+            return self._feed(data)
+        return self._process(self.buf + data if self.buf else data)
+
+    def _process(self, buf: bytes) -> int:
+        """Parse and serve the requests in ``buf`` until one waits or the
+        buffer holds no complete head."""
         parser = self.parser
         while True:
             try:
@@ -472,24 +644,14 @@ class HTTPConnection:
                 self.buf = buf
                 if not self.head_started:
                     self.head_started = time.monotonic()
-                if self.is_tls and self.sock.pending():
-                    data = self._recv_nowait()
-                    if data:
-                        buf += data
-                        continue
                 return PARK
             self.buf = buf
             self.head_started = 0.0
             state = self._serve(n)
-            if state != PARK:
+            if state != PARK or self.waiting:
                 return state
             buf = self.buf
             if not buf:
-                if self.is_tls and self.sock.pending():
-                    data = self._recv_nowait()
-                    if data:
-                        buf = data
-                        continue
                 return PARK
 
     def _refuse(self, status: int, reason: str) -> int:
@@ -511,41 +673,128 @@ class HTTPConnection:
             handler.__dict__.pop(name, None)
         handler.environ = None
         handler._fs_environ = None
-        handler.log_error("code %d, message %s", status, reason)
-        handler.log_request(status)
+        self._call_hook("log_error", "code %d, message %s", status, reason)
+        self._call_hook("log_request", status)
+
+    def _call_hook(self, name: str, *args: Any) -> None:
+        """Run a handler hook whose failure must not cost the response: an
+        exception is logged (once, with its traceback) and swallowed."""
+        try:
+            getattr(self.handler, name)(*args)
+        except Exception:
+            self.server.log(
+                "error",
+                f"Error in the request handler's {name}():\n{traceback.format_exc()}",
+            )
 
     def _serve(self, n: int) -> int:
-        """Serve the request whose head is ``self.buf[:n]``; PARK keeps the connection."""
+        """Serve the request whose head is ``self.buf[:n]``: its body first
+        when it is small and still arriving (received in the poller, PARK with
+        :attr:`waiting`), then the application."""
+        server = self.server
+        parser = self.parser
+        buf = self.buf
+        length = parser.content_length
+        if not length:  # no body (a chunked request has -1)
+            self.buf = buf[n:] if n < len(buf) else b""
+            return self._run(EMPTY_INPUT)
+        self.expect = parser.expect_continue and parser.version == "HTTP/1.1"
+        self.continue_sent = False
+        self.body_received = 0
+        self.body_start = time.monotonic()
+        if length < 0:
+            self.buf = b""
+            try:
+                reader: Any = ChunkedReader(self, buf[n:], server.max_content_length)
+            except HTTPParseError as e:
+                return self._refuse(e.status, e.reason)
+            small = len(buf) - n < server.preread_limit
+        else:
+            limit = server.max_content_length
+            if limit is not None and length > limit:
+                self.buf = b""
+                return self._refuse(413, BodyTooLargeError.default_reason)
+            end = n + length
+            reader = ContentLengthReader(self, buf[n:end], length)
+            self.buf = buf[end:]
+            small = length <= server.preread_limit
+        if small and not self.expect and reader.wire_left() != 0:
+            # the rest of a small body arrives while the connection waits in
+            # the poller: a client trickling it holds no thread
+            self.body_received = len(buf) - n
+            self._start_feeding(reader, True)
+            return PARK
+        return self._run(reader)
+
+    def _start_feeding(self, reader: Any, preread: bool) -> None:
+        server = self.server
+        self.feeding = reader
+        self.preread = preread
+        self.waiting = True
+        if preread:
+            self.deadline = (
+                self.body_start + server.body_timeout + self.body_received / server.body_min_rate
+            )
+        else:
+            self.body_received = 0
+            self.deadline = time.monotonic() + server.drain_timeout
+
+    def _feed(self, data: bytes) -> int:
+        """Bytes for the body being received in the poller (a small body
+        before the application runs, or an unread body being drained)."""
+        reader = self.feeding
+        server = self.server
+        preread = self.preread
+        try:
+            extra = reader.feed(data)
+        except HTTPParseError as e:
+            self._stop_feeding()
+            return self._refuse(e.status, e.reason) if preread else CLOSE
+        if extra:
+            self.buf = self.buf + extra if self.buf else extra
+        self.body_received += len(data) - len(extra)
+        if preread:
+            if reader.wire_left() != 0:
+                if self.body_received <= server.preread_limit:
+                    self.deadline = (
+                        self.body_start
+                        + server.body_timeout
+                        + self.body_received / server.body_min_rate
+                    )
+                    return PARK
+                # a chunked body that turned out large: the application reads the rest
+            self._stop_feeding()
+            state = self._run(reader)
+        else:
+            reader.discard()
+            if reader.wire_left() != 0:
+                return PARK if self.body_received <= server.drain_limit else LINGER
+            self._stop_feeding()
+            if type(reader) is ChunkedReader:
+                self.buf = reader.leftover
+            state = PARK
+        if state != PARK or self.waiting or not self.buf:
+            return state
+        return self._process(self.buf)
+
+    def _stop_feeding(self) -> None:
+        self.feeding = None
+        self.preread = False
+        self.waiting = False
+
+    def _run(self, reader: Any) -> int:
+        """Run the application for the parsed request with body ``reader``."""
         server = self.server
         parser = self.parser
         env = parser.environ
         env.update(self.base_env)
         env["wsgi.errors"] = sys.stderr
-        buf = self.buf
-        length = parser.content_length
         version = parser.version
         req11 = version == "HTTP/1.1"
-        if not length:  # no body (a chunked request has -1)
-            reader: Any = EMPTY_INPUT
-            self.buf = buf[n:] if n < len(buf) else b""
-        else:
-            if length < 0:
-                env["wsgi.input_terminated"] = True
-                self.buf = b""
-                try:
-                    reader = ChunkedReader(self, buf[n:], server.max_content_length)
-                except HTTPParseError as e:
-                    return self._refuse(e.status, e.reason)
-            else:
-                limit = server.max_content_length
-                if limit is not None and length > limit:
-                    self.buf = b""
-                    return self._refuse(413, BodyTooLargeError.default_reason)
-                end = n + length
-                reader = ContentLengthReader(self, buf[n:end], length)
-                self.buf = buf[end:]
-            self.expect = parser.expect_continue and req11
-            self.continue_sent = False
+        if reader is EMPTY_INPUT:
+            self.expect = False
+        elif type(reader) is ChunkedReader:
+            env["wsgi.input_terminated"] = True
         env["wsgi.input"] = self.reader = reader
         method = parser.method
         if self.custom_environ:
@@ -556,37 +805,162 @@ class HTTPConnection:
         # (``werkzeug.socket``): such a connection is never reused.
         proto11 = self.proto11
         keep = proto11 and parser.keep_alive and not server._closing and "HTTP_UPGRADE" not in env
-        exchange = Exchange(self, method == "HEAD", proto11 and req11, keep, keep and not req11)
+        self.exchange = Exchange(
+            self, method == "HEAD", proto11 and req11, keep, keep and not req11
+        )
         self.send_failed = False
+        return self._guarded(self._start_app)
+
+    def _guarded(self, step: Any) -> int:
+        """Run one step of the response (the application, or resuming it once
+        the socket drained) and turn what it raises into the connection's fate."""
         try:
-            self._run_app(server.app, env, exchange)
+            return step()
         except _TakenOver:
+            self._close_result()
             return GONE
         except _dropped_errors as e:
+            self._close_result()
+            env = self.env
             self._bind_handler(env)
-            self.handler.connection_dropped(e, env)
+            self._call_hook("connection_dropped", e, env)
             if self.send_failed:
-                self.handler.log_error("Client disconnected while sending the response: %s", e)
+                self._call_hook(
+                    "log_error", "Client disconnected while sending the response: %s", e
+                )
             return CLOSE
         except Exception as e:
-            if server.passthrough_errors:
+            self._close_result()
+            if self.server.passthrough_errors:
                 raise
-            return self._app_failed(e, env, exchange)
+            return self._app_failed(e)
+
+    def _start_app(self) -> int:
+        exchange: Any = self.exchange
+        result = self.server.app(self.env, exchange.start_response)
+        if type(result) is list:  # nothing to close
+            if exchange.head_sent:  # the application used write()
+                for data in result:
+                    self.push(exchange.encode(data))
+                self.push(exchange.encode_end())
+            else:
+                exchange.send_whole(result[0] if len(result) == 1 else b"".join(result))
+            if self.out:
+                return self._wait_for_socket()
+            return self._after_response()
+        self.resp_result = result
+        self.resp_iter = iter(result)
+        return self._pump()
+
+    def _pump(self) -> int:
+        """Pull the application's iterator while the socket takes what it
+        yields; WRITE when the socket is full (pulled again once it drains)."""
+        exchange: Any = self.exchange
+        it = self.resp_iter
+        if it is not None:
+            push = self.push
+            encode = exchange.encode
+            out = self.out
+            for data in it:
+                push(encode(data))
+                if out:
+                    return self._wait_for_socket()
+            self.resp_iter = None
+            self.push(exchange.encode_end())
+            if out:
+                return self._wait_for_socket()
+        result = self.resp_result
+        if result is not None:
+            self.resp_result = None
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        return self._after_response()
+
+    def _wait_for_socket(self) -> int:
+        self.writing = True
+        self.waiting = True
+        return WRITE
+
+    def on_writable(self) -> int:
+        """The socket of a waiting response drained: send on, pull the
+        application's iterator again, then serve what the client pipelined."""
+        state = self._guarded(self._resume)
+        if state != PARK or self.waiting or not self.buf:
+            return state
+        return self._process(self.buf)
+
+    def _resume(self) -> int:
+        if not self._flush():
+            return WRITE
+        self.writing = False
+        self.waiting = False
+        return self._pump()
+
+    def _close_result(self) -> None:
+        """``close()`` the application's iterable after an error or a cut
+        connection (its errors are logged, not raised)."""
+        self.resp_iter = None
+        self.out.clear()
+        self.writing = False
+        self.waiting = False
+        result = self.resp_result
+        if result is None:
+            return
+        self.resp_result = None
+        close = getattr(result, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception:
+                self.server.log(
+                    "error", f"Error closing the response:\n{traceback.format_exc()}"
+                )
+
+    def _after_response(self) -> int:
+        """The response is complete: keep the connection (draining the unread
+        body in the poller first) or close it."""
         if self.sock.fileno() < 0:
             return GONE  # the application closed the socket it took over
+        exchange: Any = self.exchange
         keep = exchange.keep
+        reader = self.reader
         if reader is not EMPTY_INPUT:
+            if reader.eof:
+                return CLOSE  # the client closed before the end of its body
             if keep and reader.unread():
-                keep = self._drain(reader)
-            if length < 0 and keep:
+                return self._drain(reader)
+            if keep and type(reader) is ChunkedReader:
                 self.buf = reader.leftover
             if not keep and reader.wire_left() != 0:
                 return LINGER
         if not keep:
             # half-close when the client may still be sending (pipelined
             # requests, a websocket peer's close frame): no reset for it
+            env: Any = self.env
             return LINGER if self.buf or "HTTP_UPGRADE" in env else CLOSE
         return PARK
+
+    def _drain(self, reader: Any) -> int:
+        """Discard the unread rest of the body; the part still on the wire is
+        received in the poller (``drain_limit`` bytes within ``drain_timeout``)."""
+        if self.expect and not self.continue_sent and reader.wire_left() != 0:
+            return LINGER  # the client waits for 100 before sending the body
+        reader.discard()
+        if reader.wire_left() == 0:
+            if type(reader) is ChunkedReader:
+                self.buf = reader.leftover
+            return PARK
+        self._start_feeding(reader, False)
+        try:
+            data = self._recv_nowait()
+        except OSError:
+            return CLOSE
+        if data is None:
+            return PARK
+        if not data:
+            return CLOSE
+        return self._feed(data)
 
     def _bind_handler(
         self, env: dict[str, Any] | None = None, method: str | None = None, version: str = ""
@@ -608,28 +982,22 @@ class HTTPConnection:
         handler.environ = env
         handler._fs_environ = env
 
-    def _run_app(self, app: Any, env: dict[str, Any], exchange: Exchange) -> None:
-        result = app(env, exchange.start_response)
-        if type(result) is list:  # nothing to close
-            if exchange.head_sent:
-                for data in result:
-                    exchange.send(data)
-                exchange.finish()
-            else:
-                exchange.send_whole(result[0] if len(result) == 1 else b"".join(result))
-            return
+    def _send_response_now(self, app: Any, exchange: Exchange) -> None:
+        """Run a small WSGI app (an error page) and send its response, blocking."""
+        result = app(self.env, exchange.start_response)
         try:
             for data in result:
-                exchange.send(data)
-            exchange.finish()
+                self.send(exchange.encode(data))
+            self.send(exchange.encode_end())
         finally:
             close = getattr(result, "close", None)
             if close is not None:
                 close()
 
-    def _app_failed(self, error: Exception, env: dict[str, Any], exchange: Exchange) -> int:
+    def _app_failed(self, error: Exception) -> int:
         """The application raised: a 500 page (or the parse error's status) when
         nothing was sent yet, a log line, and the connection closes."""
+        exchange: Any = self.exchange
         if not exchange.head_sent:
             if isinstance(error, HTTPParseError):
                 self._log_refusal(error.status, error.reason)
@@ -644,7 +1012,7 @@ class HTTPConnection:
                 return LINGER
             fallback = Exchange(self, exchange.head_only, exchange.chunk_ok, False)
             try:
-                self._run_app(InternalServerError(), env, fallback)
+                self._send_response_now(InternalServerError(), fallback)
             except Exception:
                 pass
         from werkzeug.debug.tbtools import DebugTraceback
@@ -654,18 +1022,6 @@ class HTTPConnection:
         if self.reader is not EMPTY_INPUT and self.reader.wire_left() != 0:
             return LINGER
         return CLOSE
-
-    def _drain(self, reader: Any) -> bool:
-        """Discard the unread rest of the body; True when the connection is reusable."""
-        if self.expect and not self.continue_sent and reader.wire_left() != 0:
-            return False  # the client waits for 100 before sending the body
-        self.recv_timeout = self.server.drain_timeout
-        try:
-            return bool(reader.drain(self.server.drain_limit))
-        except (OSError, HTTPParseError):
-            return False
-        finally:
-            self.recv_timeout = self.server.read_timeout
 
     def body_allows_keep_alive(self) -> bool:
         """At head time: can the rest of the request body be drained afterwards?"""
@@ -687,3 +1043,10 @@ class HTTPConnection:
         except Exception:
             server.handle_error(self.sock, self.addr)
         return CLOSE
+
+
+def _wait_for(fd: int, events: int, timeout: float) -> bool:
+    """Whether ``fd`` becomes ready for ``events`` within ``timeout`` seconds."""
+    poller = select.poll()
+    poller.register(fd, events)
+    return bool(poller.poll(max(0.0, timeout) * 1000.0))

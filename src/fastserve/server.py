@@ -37,6 +37,14 @@ Runtime flow (cheroot-style)::
             (partial head after request_head_timeout -> 408; idle keep-alive
             after keep_alive_timeout, counted from the first sweep that saw it
             idle; lingering after linger_timeout)
+    SIGTERM/Ctrl+C  (serve_forever in the main thread, see _signals.py) the
+                    handler only records the signal and releases the drain
+                    thread, which calls Engine.begin_drain (no more accepts,
+                    idle keep-alive closed, Connection: close on what is in
+                    flight), waits until Engine.in_flight() is 0 or
+                    shutdown_timeout passed, then stops the engine; a second
+                    Ctrl+C stops at once; after SIGTERM the process ends as
+                    killed by it
     shutdown()      stop flag + wake-up byte; waits for serve_forever to return
     server_close()  closes the listening socket and every parked connection;
                     connections inside a request are closed when it ends
@@ -49,13 +57,22 @@ request_head_timeout  10 s      a head not complete this long after its first
                                 byte gets 408 and a close (also bounds the TLS
                                 handshake)
 keep_alive_timeout    75 s      an idle keep-alive connection is closed
-read_timeout          60 s      waiting for request body bytes the app reads
+body_timeout          20 s      a request body's grace period, then it must
+body_min_rate         500 B/s   ... keep arriving at this rate (whole-operation
+                                deadline; 408 before the app, else wsgi.input
+                                raises ClientDisconnected)
+preread_limit         64 KiB    bodies up to this size are received in the
+                                poller before the app runs (no thread held)
+send_timeout          20 s      a blocked response's grace period, then the
+send_min_rate         500 B/s   ... client must read at this rate, or is closed
 max_content_length    None      larger request bodies get 413 (None: no limit)
 drain_limit           1 MiB     unread body bytes discarded to keep a connection
-drain_timeout         1 s       how long that drain may wait
+drain_timeout         1 s       how long the whole drain may take
 linger_timeout        2 s       input discarded after a half-close, at most
 linger_limit          64 MiB    ... this many bytes
-max_threads           1024      threads serving at once (threaded; warning when hit)
+max_threads           1024      threads serving at once (threaded; then ready
+                                requests wait in order, with a warning)
+accept_backoff        0.5 s     the listener rests after accept() ran out of fds
 promote_after         10 ms     a request this long moves the poller to another thread
 ====================  ========  =====================================================
 
@@ -72,14 +89,17 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import socket
 import sys
 import threading
+import time
 from http.server import HTTPServer
 from typing import TYPE_CHECKING, Any
 
 from werkzeug.serving import get_interface_ip, get_sockaddr, select_address_family
 
+from . import _signals
 from ._compat import can_fork
 from ._engine import Engine
 from ._logging import _ansi_style, _log
@@ -132,22 +152,40 @@ class BaseWSGIServer(HTTPServer):
     request_head_timeout: float = 10.0
     #: seconds an idle keep-alive connection stays open
     keep_alive_timeout: float = 75.0
-    #: seconds to wait for request body bytes the application asked for
-    read_timeout: float = 60.0
+    #: seconds a request body may take before it must arrive at ``body_min_rate``
+    #: (a whole-operation deadline: ``body_timeout + received / body_min_rate``
+    #: after the head; then 408 before the app, or ``wsgi.input`` raises)
+    body_timeout: float = 20.0
+    #: bytes per second a request body must average after ``body_timeout``
+    body_min_rate: float = 500.0
+    #: request bodies up to this size (and without ``Expect: 100-continue``) are
+    #: received in the poller before the app runs: a trickling client holds no thread
+    preread_limit: int = 64 * 1024
+    #: seconds a response may wait for a client that does not read it (the
+    #: clock runs only while a send is blocked), then it must take ``send_min_rate``
+    send_timeout: float = 20.0
+    #: bytes per second a client must take while a send is blocked, after ``send_timeout``
+    send_min_rate: float = 500.0
     #: largest request body accepted (413 above it, RFC 9110 §15.5.14); None = no limit
     max_content_length: int | None = None
     #: unread body bytes drained after a response to keep the connection
     drain_limit: int = 1024 * 1024
-    #: seconds the drain may wait for body bytes
+    #: seconds the whole drain may take
     drain_timeout: float = 1.0
     #: seconds to keep discarding input after a half-close, and how many bytes
     linger_timeout: float = 2.0
     linger_limit: int = 64 * 1024 * 1024
-    #: most threads serving requests at once (threaded servers)
+    #: most threads serving requests at once (threaded servers); when all are
+    #: busy, ready requests wait in order
     max_threads: int = 1024
+    #: seconds the listener rests after accept() ran out of file descriptors
+    accept_backoff: float = 0.5
     #: seconds the leader thread may spend in one request before another thread
     #: takes over the poller (threaded servers)
     promote_after: float = 0.01
+    #: seconds the requests in flight may take to finish after SIGTERM or a
+    #: first Ctrl+C (no new connections meanwhile); then they are cut
+    shutdown_timeout: float = _signals.SHUTDOWN_TIMEOUT
 
     def __init__(
         self,
@@ -187,6 +225,13 @@ class BaseWSGIServer(HTTPServer):
         self._stop = threading.Event()
         self._stopped = threading.Event()
         self._stopped.set()
+        # graceful stop (see _signals.py): the first stop signal, the lock that
+        # releases the drain thread, the handlers while serving in the main thread
+        self._stop_signal: int | None = None
+        self._drain_go = threading.Lock()
+        self._signals: _signals.StopSignals | None = None
+        #: this process bound the listening socket (else a reloader parent did)
+        self._owns_listener = fd is None
 
         if fd is None:
             try:
@@ -243,22 +288,43 @@ class BaseWSGIServer(HTTPServer):
     # -- serving ---------------------------------------------------------------------
 
     def serve_forever(self, poll_interval: float = 0.5) -> None:
-        """Serve until :meth:`shutdown` or Ctrl+C; closes the server at the end."""
+        """Serve until :meth:`shutdown`, SIGTERM or Ctrl+C; closes the server at the end.
+
+        In the main thread, SIGTERM and a first Ctrl+C stop gracefully: no new
+        connections, the requests in flight get :attr:`shutdown_timeout`
+        seconds to finish. A second Ctrl+C stops at once. After Ctrl+C this
+        returns (werkzeug swallows ``KeyboardInterrupt`` here too); after
+        SIGTERM the process ends as killed by SIGTERM. In another thread no
+        signal handler is installed.
+        """
         self._stop.clear()
         self._stopped.clear()
+        self._stop_signal = None
+        self._drain_go = threading.Lock()
+        self._drain_go.acquire()
+        signals = _signals.StopSignals(self._request_stop)
+        self._signals = signals if signals.install() else None
+        _signals.register(self)
         try:
             self._serve(poll_interval)
         except KeyboardInterrupt:
             pass
         finally:
+            signals.disarm()
             try:
+                _signals.unregister(self)
                 self.server_close()
             finally:
+                self._release_drain()
+                signals.restore()
                 self._stopped.set()
+        if self._signals is not None and signals.received == signal.SIGTERM:
+            _signals.die_by(signal.SIGTERM)
 
     def _serve(self, poll_interval: float) -> None:
         engine = self._engine = Engine(self, poll_interval)
         if self.multithread:
+            self._start_drain(engine, None)
             pool = LeaderFollowers(engine, self.max_threads, self.promote_after)
             try:
                 pool.run(self._stop)
@@ -266,15 +332,84 @@ class BaseWSGIServer(HTTPServer):
                 engine.stop()
                 pool.stop()
         else:
+            # the engine runs in this thread: past the deadline, a request
+            # still in it is interrupted through the handler
+            self._start_drain(engine, self._signals)
             engine.lead(0)
 
     def _serve_worker(self, parent_pid: int) -> None:
-        """Body of a pre-fork worker process."""
-        self._engine = Engine(self, 0.5, parent_pid=parent_pid)
+        """Body of a pre-fork worker process (its only thread is its main thread)."""
+        self._owns_listener = False  # the parent's and the other workers' too
+        self._stop_signal = None
+        self._closing = False
+        self._drain_go = threading.Lock()
+        self._drain_go.acquire()
+        signals = _signals.StopSignals(self._request_stop)
+        self._signals = signals if signals.install() else None
+        engine = self._engine = Engine(self, 0.5, parent_pid=parent_pid)
+        self._start_drain(engine, self._signals)
         try:
-            self._engine.lead(0)
+            engine.lead(0)
         finally:
-            self.server_close()
+            signals.disarm()
+            try:
+                self.server_close()
+            finally:
+                self._release_drain()
+
+    # -- graceful stop (see _signals.py) -----------------------------------------------
+
+    def _request_stop(self, signum: int) -> None:
+        """Start a graceful stop. Safe in a signal handler that interrupted a
+        request: sets fields, writes the engine's wake-up byte, releases the
+        drain thread; no lock, no exception."""
+        if self._stop_signal is not None:
+            return
+        self._stop_signal = signum
+        # a response whose head is not sent yet says Connection: close
+        self._closing = True
+        engine = self._engine
+        if engine is not None and not self.multiprocess:
+            request_drain = getattr(engine, "request_drain", None)
+            if request_drain is not None:
+                request_drain(False)
+            else:
+                engine.wake()
+        self._release_drain()
+
+    def _release_drain(self) -> None:
+        try:
+            self._drain_go.release()
+        except RuntimeError:
+            pass  # released already (signal and end of serving raced)
+
+    def _start_drain(self, engine: Engine, signals: _signals.StopSignals | None) -> None:
+        thread = threading.Thread(
+            target=self._drain, args=(engine, signals), name="fastserve-drain", daemon=True
+        )
+        thread.start()
+
+    def _drain(self, engine: Engine, signals: _signals.StopSignals | None) -> None:
+        """The drain thread: waits for a stop signal, then drains ``engine``.
+
+        :param signals: the handlers, when the engine runs in the main thread:
+            a request still running there at the deadline is interrupted.
+        """
+        self._drain_go.acquire()
+        if self._stop_signal is None or engine.stopping:
+            return  # serve_forever ended without a signal
+        engine.begin_drain(False)
+        if self._owns_listener:
+            _signals.stop_listening(self.socket)
+            self.socket.close()
+        deadline = time.monotonic() + self.shutdown_timeout
+        while not engine.stopping and engine.in_flight() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        late = not engine.stopping and engine.in_flight() > 0
+        self._stop.set()
+        engine.stop()
+        if late and signals is not None:
+            signals.force()
 
     def shutdown(self) -> None:
         """Stop :meth:`serve_forever` and wait until it returned."""

@@ -312,24 +312,68 @@ def test_idle_keep_alive_connection_is_closed(serve: Any) -> None:
     assert srv.server._engine.conns == {}
 
 
-def test_body_read_timeout_drops_the_connection(serve: Any) -> None:
-    dropped = []
+def test_small_body_missing_its_deadline_gets_408_before_the_app(serve: Any) -> None:
+    called = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        called.append(environ["wsgi.input"].read())
+        start_response("200 OK", [])
+        return [b""]
+
+    srv = serve(app, body_timeout=0.2)
+    with srv.connect() as s:
+        s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+        data = recv_all(s)
+    assert data.startswith(b"HTTP/1.1 408 ")
+    assert b"request body not received in time" in data
+    assert called == []
+
+
+def test_large_body_read_past_its_deadline_raises_client_disconnected(serve: Any) -> None:
+    from werkzeug.exceptions import ClientDisconnected
+
+    from fastserve._body import RequestBodyTimeout
+
+    caught: list[BaseException] = []
 
     def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
         try:
             environ["wsgi.input"].read()
-        except TimeoutError as e:
-            dropped.append(e)
+        except ClientDisconnected as e:
+            caught.append(e)
             raise
         start_response("200 OK", [])
         return [b""]
 
-    srv = serve(app, read_timeout=0.2)
+    srv = serve(app, body_timeout=0.2, preread_limit=4)
     with srv.connect() as s:
         s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
         data = recv_all(s)
     assert data == b""
-    assert len(dropped) == 1
+    assert len(caught) == 1 and isinstance(caught[0], RequestBodyTimeout)
+
+
+def test_short_body_raises_client_disconnected(serve: Any) -> None:
+    from werkzeug.exceptions import ClientDisconnected
+
+    caught: list[BaseException] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        try:
+            environ["wsgi.input"].read()
+        except ClientDisconnected as e:
+            caught.append(e)
+            raise
+        start_response("200 OK", [])
+        return [b""]
+
+    srv = serve(app, preread_limit=4)
+    with srv.connect() as s:
+        s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+        s.shutdown(socket.SHUT_WR)
+        data = recv_all(s)
+    assert data == b""
+    assert len(caught) == 1
 
 
 def test_client_disconnect_mid_response_costs_a_log_line(serve: Any, logs: Any) -> None:
@@ -431,7 +475,7 @@ def test_truncated_chunked_body_is_a_dropped_connection(serve: Any, logs: Any) -
         start_response("200 OK", [])
         return [b""]
 
-    srv = serve(app)
+    srv = serve(app, preread_limit=0)  # the app reads the body itself
     with srv.connect() as s:
         s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel")
         s.shutdown(socket.SHUT_WR)
@@ -455,10 +499,18 @@ def test_thread_cap_is_logged_and_requests_wait(serve: Any, logs: Any) -> None:
     slow = [srv.connect(), srv.connect()]
     for s in slow:
         s.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
-    logs.wait_for("server threads are busy")
+    deadline = time.monotonic() + 10
+    while len(entered) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert len(entered) == 2
+    assert not any("server threads are busy" in m for m in logs.messages)  # not yet true
     with srv.connect() as late:
         late.sendall(b"GET /late HTTP/1.1\r\nHost: x\r\n\r\n")
+        logs.wait_for("server threads are busy")  # the poller still runs: it queued /late
+        late.settimeout(0.3)
+        with pytest.raises(TimeoutError):
+            late.recv(1)  # waits its turn
+        late.settimeout(10)
         release.set()  # a thread frees up: the waiting request is served
         assert Reader(late).response().body == b"/late"
     for s in slow:
