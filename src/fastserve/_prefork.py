@@ -9,7 +9,9 @@ import sys
 import threading
 import time
 import traceback
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from . import _signals
 
 if TYPE_CHECKING:
     from .server import BaseWSGIServer
@@ -19,6 +21,14 @@ __all__ = ["Prefork"]
 
 class Prefork:
     """``processes=N``: N forked workers accepting on the shared socket.
+
+    Graceful stop (see :mod:`fastserve._signals`): the server's handler records
+    the signal; this loop notices it within 0.1 s, sends SIGTERM to every
+    worker (each drains like a non-threaded server: no more accepts, its
+    request in flight finishes with ``Connection: close``), shuts the listening
+    socket down when this process bound it, and waits ``shutdown_timeout`` plus
+    a margin before SIGKILL. :meth:`shutdown`, a second Ctrl+C and the
+    reloader's restart end the workers at once.
 
     :param server: the bound server; each worker calls its ``_serve_worker``.
     :param processes: how many workers.
@@ -30,24 +40,35 @@ class Prefork:
         self.children: set[int] = set()
 
     def run(self, stop: threading.Event, poll_interval: float) -> None:
-        """Fork the workers and keep them running until ``stop`` is set."""
-        previous: Any = None
-        in_main = threading.current_thread() is threading.main_thread()
-        if in_main:
-            previous = signal.signal(signal.SIGTERM, _sigterm_to_exit)
+        """Fork the workers and keep them running until ``stop`` is set or a
+        stop signal arrives (``server._stop_signal``)."""
+        server = self.server
+        tick = min(poll_interval, 0.1)
         # also when the interpreter exits another way (the reloader's exit 3)
         atexit.register(self._terminate)
         try:
-            while not stop.is_set():
+            while not stop.is_set() and server._stop_signal is None:
                 while len(self.children) < self.processes and not stop.is_set():
+                    if server._stop_signal is not None:
+                        break
                     self._spawn()
-                stop.wait(poll_interval)
+                stop.wait(tick)
                 self._reap()
+            if server._stop_signal is not None and not stop.is_set():
+                self._drain(stop)
         finally:
             atexit.unregister(self._terminate)
             self._terminate()
-            if in_main:
-                signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+    def _drain(self, stop: threading.Event) -> None:
+        server = self.server
+        self._send(signal.SIGTERM)
+        if server._owns_listener:
+            _signals.stop_listening(server.socket)
+        deadline = time.monotonic() + server.shutdown_timeout + _signals.KILL_MARGIN
+        while self.children and time.monotonic() < deadline and not stop.is_set():
+            time.sleep(0.02)
+            self._reap()
 
     def _spawn(self) -> None:
         parent = os.getpid()
@@ -57,7 +78,10 @@ class Prefork:
             return
         code = 0
         try:
+            # the parent's handlers are not this worker's: its own are
+            # installed by _serve_worker
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
             self.server._serve_worker(parent)
         except KeyboardInterrupt:
             pass
@@ -82,25 +106,19 @@ class Prefork:
             if done:
                 self.children.discard(pid)
 
-    def _terminate(self, timeout: float = 5.0) -> None:
+    def _send(self, signum: int) -> None:
         for pid in self.children:
             try:
-                os.kill(pid, signal.SIGTERM)
+                os.kill(pid, signum)
             except ProcessLookupError:
                 pass
-        deadline = time.monotonic() + timeout
-        while self.children and time.monotonic() < deadline:
-            self._reap()
-            if self.children:
-                time.sleep(0.01)
+
+    def _terminate(self) -> None:
+        """End the workers left at once (SIGKILL) and reap them."""
+        self._send(signal.SIGKILL)
         for pid in self.children:
             try:
-                os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
-            except (ProcessLookupError, ChildProcessError):
+            except ChildProcessError:
                 pass
         self.children.clear()
-
-
-def _sigterm_to_exit(signum: int, frame: Any) -> None:
-    raise SystemExit(0)

@@ -36,8 +36,10 @@ Where this differs from werkzeug (all deliberate):
   non-recursively (a ``.venv`` inside the project is not watched), and reloads
   as soon as the writes have settled instead of on the next interval tick.
 - ``watchfiles`` (Rust ``notify``) is supported and preferred by ``"auto"``.
-- The parent forwards ``SIGTERM`` to the child and waits for it (bounded)
-  instead of killing it outright.
+- SIGTERM and a first Ctrl+C stop gracefully (:mod:`fastserve._signals`):
+  the parent refuses new connections, passes SIGTERM on to the child and
+  waits ``shutdown_timeout`` plus a margin before SIGKILL; the child lets its
+  server drain (requests in flight finish) and exits 0, as werkzeug's does.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ from collections.abc import Callable, Iterable, Iterator
 from importlib.util import find_spec
 from pathlib import PurePath
 
-from . import _standby
+from . import _signals, _standby
 
 try:
     from ._logging import _log
@@ -93,9 +95,10 @@ _RESTART_CODE = 3
 #: Parent -> child: wall-clock time of the spawn, to catch edits made while
 #: the child was importing (before its first scan).
 _SPAWN_TIME_ENV = "FASTSERVE_RELOADER_SPAWN_TIME"
-#: Seconds a parent waits for its child after forwarding SIGTERM / Ctrl+C.
+#: Seconds to wait for the watchdog observer thread when the watching ends.
 _CHILD_EXIT_TIMEOUT = 5.0
-#: Seconds a parent lets a signalled child exit on its own before forwarding.
+#: Seconds a parent lets its child exit on its own after a second Ctrl+C
+#: before SIGKILL.
 _SIGNAL_GRACE = 0.3
 #: A changed file must keep the same signature this long before restarting,
 #: so the new child never imports a half-written file.
@@ -525,21 +528,61 @@ def _spawn_and_wait(args: list[str], env: dict[str, str]) -> int:
 
 
 def _wait_child(proc: subprocess.Popen[bytes]) -> int:
-    """Wait for the child; on SIGTERM/Ctrl+C in the parent, let it finish (bounded)."""
+    """Wait for the child; on SIGTERM / Ctrl+C in the parent, let it drain (bounded)."""
     try:
         return proc.wait()
     except BaseException:
-        # SIGTERM (SystemExit) or Ctrl+C: a signal sent to the process group
-        # reached the child too. Give it a moment, then pass SIGTERM on (a
-        # signal sent to the parent alone), and kill it only as a last resort.
-        for timeout, then in ((_SIGNAL_GRACE, proc.terminate), (_CHILD_EXIT_TIMEOUT, proc.kill)):
+        # SIGTERM (SystemExit) or Ctrl+C in the parent. Refuse new connections
+        # (the listening socket is this process's), pass SIGTERM on - a signal
+        # sent to the parent alone; a child that got it from the process group
+        # ignores a second SIGTERM - and give the child shutdown_timeout to
+        # finish its requests, then a margin, then SIGKILL. A second Ctrl+C
+        # (it reaches the child too from a terminal) stops it at once.
+        _signals.stop_listening(_supervision.listener)
+        _send_signal(proc, signal.SIGTERM)
+        try:
+            proc.wait(timeout=_supervision.shutdown_timeout + _signals.KILL_MARGIN)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        except KeyboardInterrupt:
             try:
-                proc.wait(timeout=timeout)
-                break
+                proc.wait(timeout=_SIGNAL_GRACE)
             except subprocess.TimeoutExpired:
-                then()
+                pass
+            proc.kill()
+            proc.wait()
+            raise
         proc.wait()
         raise
+
+
+def _send_signal(proc: subprocess.Popen[bytes], signum: int) -> None:
+    try:
+        proc.send_signal(signum)
+    except OSError:
+        pass
+
+
+class _Supervision:
+    """What the reloader parent needs to stop its child gracefully: the
+    server's listening socket and ``shutdown_timeout``, when ``main_func`` is a
+    server's ``serve_forever`` (as in ``run_simple``)."""
+
+    def __init__(self) -> None:
+        self.listener: t.Any = None
+        self.shutdown_timeout = _signals.SHUTDOWN_TIMEOUT
+
+    def configure(self, main_func: Callable[[], None]) -> None:
+        server = getattr(main_func, "__self__", None)
+        timeout = getattr(server, "shutdown_timeout", None)
+        if isinstance(timeout, (int, float)):
+            self.shutdown_timeout = float(timeout)
+        listener = getattr(server, "socket", None)
+        if hasattr(listener, "shutdown"):
+            self.listener = listener
+
+
+_supervision = _Supervision()
 
 
 class _ScanningLoop(ReloaderLoop):
@@ -930,18 +973,23 @@ def run_with_reloader(
     :raises KeyError: unknown ``reloader_type``.
     :raises ImportError: the chosen reloader's package is not installed.
     """
-    signal.signal(signal.SIGTERM, lambda *args: sys.exit(0))
     loop_class = reloader_loops[reloader_type]
     options: dict[str, t.Any] = {
         "extra_files": extra_files,
         "exclude_patterns": exclude_patterns,
         "interval": interval,
     }
+    # werkzeug installs SIGTERM => sys.exit(0) in both processes; ours also
+    # makes a first Ctrl+C / SIGTERM graceful (see _signals.py): the parent
+    # passes it on and waits, the child drains its server, both exit 0.
+    signals = _signals.StopSignals(_raise_stop)
+    signals.install(strict=True)
     try:
         if os.environ.get("WERKZEUG_RUN_MAIN") == "true":
             ensure_echo_on()
-            _serve_and_watch(main_func, loop_class, options)
+            _serve_and_watch(main_func, loop_class, options, signals)
         else:
+            _supervision.configure(main_func)
             # Constructed here too, so a missing package fails in the parent.
             reloader = loop_class(**options)
             sys.exit(reloader.restart_with_reloader())
@@ -949,8 +997,29 @@ def run_with_reloader(
         pass
 
 
+def _raise_stop(signum: int) -> None:
+    """First SIGTERM / Ctrl+C in a reloader process: leave the wait or the
+    watch loop (no request is served in this thread), as werkzeug does."""
+    if os.environ.get("WERKZEUG_RUN_MAIN") == "true":
+        _stopping.extend(_signals.request_stop_all(signum))
+    else:
+        # refuse new connections now, not after Popen.wait's own 0.25 s
+        # grace for a child that got the Ctrl+C too
+        _signals.stop_listening(_supervision.listener)
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    sys.exit(0)
+
+
+#: reloader child: the servers asked to stop by the first signal
+_stopping: list[t.Any] = []
+
+
 def _serve_and_watch(
-    main_func: Callable[[], None], loop_class: type[ReloaderLoop], options: dict[str, t.Any]
+    main_func: Callable[[], None],
+    loop_class: type[ReloaderLoop],
+    options: dict[str, t.Any],
+    signals: _signals.StopSignals | None = None,
 ) -> None:
     """The child: serve in a daemon thread, watch in this one.
 
@@ -958,7 +1027,28 @@ def _serve_and_watch(
     start serving, and only then import and start their watcher (watchdog or
     watchfiles): the new code answers sooner, and an edit made in between is
     still a change against the recorded signatures.
+
+    SIGTERM or a first Ctrl+C ends the watching; the servers drain (their
+    ``shutdown_timeout``) before this returns; a second Ctrl+C cuts that wait.
     """
+    try:
+        _watch(main_func, loop_class, options)
+    except (KeyboardInterrupt, SystemExit):
+        if signals is None or signals.received is None:
+            raise
+        servers = list(_stopping)
+        _stopping.clear()
+        _signals.wait_all_stopped(servers)
+        if signals.received == signal.SIGTERM:
+            # werkzeug's SIGTERM => sys.exit(0), also where the watcher turned
+            # the signal into a KeyboardInterrupt (watchfiles)
+            sys.exit(0)
+        raise
+
+
+def _watch(
+    main_func: Callable[[], None], loop_class: type[ReloaderLoop], options: dict[str, t.Any]
+) -> None:
     _standby.claim_channel()
     thread = threading.Thread(target=main_func, daemon=True)
     if not issubclass(loop_class, _ScanningLoop):
