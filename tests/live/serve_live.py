@@ -6,7 +6,10 @@ keyword arguments of that function (``hostname``, ``port``, ``threaded``,
 ``[cert, key]`` list (turned into the tuple ``run_simple`` expects);
 ``request_handler`` names a class: ``"werkzeug"`` / ``"fastserve"`` (that
 package's ``WSGIRequestHandler``), with ``-quiet`` a subclass overriding
-``log_request`` to silence the access log. The parser
+``log_request`` to silence the access log. ``server_attrs`` (a dict) sets
+class attributes of ``fastserve.server.BaseWSGIServer`` (timeouts, limits)
+before the server is built; ``rlimit_nofile`` lowers the process's soft limit
+on open files. The parser
 implementation follows ``FASTSERVE_NO_EXTENSIONS`` in the environment; the
 first line on stdout names it, so the test can check it.
 """
@@ -17,11 +20,17 @@ import json
 import os
 import sys
 
+try:
+    import resource
+except ImportError:  # pragma: no cover - Windows
+    resource = None  # type: ignore[assignment]
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import live_apps  # noqa: E402
 
 import fastserve.parser  # noqa: E402
+import fastserve.server  # noqa: E402
 from fastserve import serving  # noqa: E402
 
 
@@ -55,6 +64,12 @@ def main() -> None:
         options["request_handler"] = _handler(options["request_handler"])
     if isinstance(options.get("ssl_context"), list):
         options["ssl_context"] = tuple(options["ssl_context"])
+    for name, value in options.pop("server_attrs", {}).items():
+        setattr(fastserve.server.BaseWSGIServer, name, value)
+    nofile = options.pop("rlimit_nofile", None)
+    if nofile is not None and resource is not None:
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, hard))
     print(f"PARSER_IMPL={fastserve.parser.PARSER_IMPL}", flush=True)
     if mode == "make_server":
         host, port = options.pop("hostname"), options.pop("port")
