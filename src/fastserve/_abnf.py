@@ -1,13 +1,25 @@
-"""RFC 9110/9112 grammar as byte tables, and the default limits.
+"""RFC 9110/9112 grammar as byte tables, the default limits, and the authority rule.
 
 The single source of truth for both parser implementations: the pure-Python
 twin uses these sets directly, the compiled parser copies them into C lookup
-tables when it is imported.
+tables when it is imported. The one rule both call rather than copy is
+:func:`authority_host` (RFC 3986 §3.2), run only for absolute-form targets.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Final
+
+from .errors import (
+    EMPTY_HOST_REASON,
+    HOST_REASON,
+    IDNA_REASON,
+    IP_LITERAL_REASON,
+    PORT_REASON,
+    USERINFO_REASON,
+    InvalidTargetError,
+)
 
 # RFC 9110 §5.6.2:
 #   token = 1*tchar
@@ -53,3 +65,123 @@ MAX_FIELDS: Final[int] = 100  # field lines, trailers too; beyond: 431
 # Content-Length and chunk sizes must fit in 63 bits (RFC 9110 §8.6 asks
 # recipients to guard against overflow); beyond: 400.
 MAX_BODY_LENGTH: Final[int] = (1 << 63) - 1
+
+
+# --- RFC 3986 §3.2: the authority of an absolute-form target ---------------------------------
+# Both parsers hand the authority (the bytes between "://" and the first "/", "?" or "#")
+# to authority_host(); absolute-form is rare (proxies), so one Python implementation
+# serves the compiled parser too. The grammar, RFC 3986 §3.2 / §3.2.1-§3.2.3:
+#   authority   = [ userinfo "@" ] host [ ":" port ]
+#   userinfo    = *( unreserved / pct-encoded / sub-delims / ":" )  ; here also "@"
+#   host        = IP-literal / IPv4address / reg-name
+#   IP-literal  = "[" ( IPv6address / IPvFuture ) "]"
+#   IPvFuture   = "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" )
+#   reg-name    = *( unreserved / pct-encoded / sub-delims )   ; IPv4address is one too
+#   port        = *DIGIT
+#   unreserved  = ALPHA / DIGIT / "-" / "." / "_" / "~"
+#   sub-delims  = "!" / "$" / "&" / "'" / "(" / ")" / "*" / "+" / "," / ";" / "="
+# Narrowed so that werkzeug's access log (uri_to_iri -> urllib.parse.urlsplit) reads every
+# accepted target: the "v" of IPvFuture is lower case (urlsplit refuses "V"), a port has at
+# most 5 digits and a value up to 65535, and host labels starting "xn--" must be valid IDNA.
+_UNRESERVED = rb"A-Za-z0-9\-._~"
+_SUB_DELIMS = rb"!$&'()*+,;="
+_PCT = rb"%[0-9A-Fa-f]{2}"
+# "@" too: the userinfo runs to the last "@" (werkzeug reads "a@b@h" as host "h", and
+# fastserve's environ must equal werkzeug's: tests/parser/test_werkzeug_equivalence.py)
+_USERINFO_RE: Final = re.compile(rb"(?:[" + _UNRESERVED + _SUB_DELIMS + rb":@]|" + _PCT + rb")*")
+_REG_NAME_RE: Final = re.compile(rb"(?:[" + _UNRESERVED + _SUB_DELIMS + rb"]|" + _PCT + rb")*")
+_IPV_FUTURE_RE: Final = re.compile(rb"v[0-9A-Fa-f]+\.[" + _UNRESERVED + _SUB_DELIMS + rb":]+")
+
+
+def _ipv6_re() -> re.Pattern[bytes]:
+    """RFC 3986 §3.2.2 IPv6address, alternative by alternative."""
+    h16 = rb"[0-9A-Fa-f]{1,4}"
+    dec_octet = rb"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9][0-9]|[0-9])"
+    ls32 = rb"(?:" + h16 + rb":" + h16 + rb"|" + rb"\.".join([dec_octet] * 4) + rb")"
+
+    def before(n: int) -> bytes:  # [ *n( h16 ":" ) h16 ]
+        return rb"(?:(?:" + h16 + rb":){0," + str(n).encode() + rb"}" + h16 + rb")?"
+
+    def groups(n: int) -> bytes:  # n( h16 ":" )
+        return rb"(?:" + h16 + rb":){" + str(n).encode() + rb"}"
+
+    alternatives = [
+        groups(6) + ls32,
+        rb"::" + groups(5) + ls32,
+        rb"(?:" + h16 + rb")?::" + groups(4) + ls32,
+        before(1) + rb"::" + groups(3) + ls32,
+        before(2) + rb"::" + groups(2) + ls32,
+        before(3) + rb"::" + groups(1) + ls32,
+        before(4) + rb"::" + ls32,
+        before(5) + rb"::" + h16,
+        before(6) + rb"::",
+    ]
+    return re.compile(b"|".join(rb"(?:" + a + rb")" for a in alternatives))
+
+
+_IPV6_RE: Final = _ipv6_re()
+
+
+def idna_readable(hostname: bytes) -> bool:
+    """Whether werkzeug's ``_decode_idna`` (run by ``uri_to_iri`` on the lower-cased host,
+    brackets removed) gets through ``hostname``: labels starting ``xn--`` must be IDNA that
+    round-trips (RFC 3490 ToUnicode, the stdlib codec werkzeug uses)."""
+    try:
+        hostname.decode("idna")
+    except UnicodeDecodeError:
+        # werkzeug retries label by label, keeping the ones that fail this way
+        for label in hostname.split(b"."):
+            try:
+                label.decode("idna")
+            except UnicodeDecodeError:
+                pass
+            except UnicodeError:
+                return False
+    except UnicodeError:
+        return False
+    return True
+
+
+def authority_host(authority: bytes) -> int:
+    """Validate the authority of an absolute-form target (RFC 3986 §3.2, RFC 9110 §4.2.1).
+
+    :param authority: the bytes between ``"://"`` and the first ``"/"``, ``"?"`` or ``"#"``.
+    :return: the offset of the host in ``authority`` (after the userinfo and its ``"@"``);
+        the host and port from there on become ``HTTP_HOST``.
+    :raises fastserve.errors.InvalidTargetError: the first defect, checked in the order
+        userinfo, empty host, host, port, IDNA.
+    """
+    at = authority.rfind(b"@") + 1
+    if at and _USERINFO_RE.fullmatch(authority, 0, at - 1) is None:
+        raise InvalidTargetError(USERINFO_REASON)
+    end = len(authority)
+    # RFC 9110 §4.2.1: an http(s) URI with an empty host is invalid (refused for any scheme)
+    if at == end or authority[at] == 0x3A:
+        raise InvalidTargetError(EMPTY_HOST_REASON)
+    if authority[at] == 0x5B:  # "[": IP-literal
+        close = authority.find(b"]", at)
+        if close < 0 or not (
+            _IPV6_RE.fullmatch(authority, at + 1, close)
+            or _IPV_FUTURE_RE.fullmatch(authority, at + 1, close)
+        ):
+            raise InvalidTargetError(IP_LITERAL_REASON)
+        hostname = authority[at + 1 : close]
+        port_at = close + 1
+        if port_at < end and authority[port_at] != 0x3A:
+            raise InvalidTargetError(IP_LITERAL_REASON)
+    else:
+        colon = authority.find(b":", at)
+        port_at = end if colon < 0 else colon
+        if _REG_NAME_RE.fullmatch(authority, at, port_at) is None:
+            raise InvalidTargetError(HOST_REASON)
+        hostname = authority[at:port_at]
+    if port_at < end:
+        port = authority[port_at + 1 :]
+        # port = *DIGIT: empty is allowed (RFC 3986 §3.2.3)
+        if port and (len(port) > 5 or not port.isdigit() or int(port) > 65535):
+            raise InvalidTargetError(PORT_REASON)
+    # urlsplit's hostname: lower-cased up to a "%" (a zone ID's case is kept)
+    name, pct, zone = hostname.partition(b"%")
+    if b"xn--" in name.lower() + pct + zone and not idna_readable(name.lower() + pct + zone):
+        raise InvalidTargetError(IDNA_REASON)
+    return at

@@ -31,7 +31,33 @@ from libc.string cimport memchr, memcmp, memcpy
 import sys
 
 from fastserve import _abnf
+# Reasons too: every one is spelled in fastserve.errors, never here (docs/parsing.md).
 from fastserve.errors import (
+    ASTERISK_TARGET_REASON,
+    BARE_LF_CHUNK_SIZE_REASON,
+    BARE_LF_FIELDS_REASON,
+    BARE_LF_REQUEST_LINE_REASON,
+    BARE_LF_TRAILER_REASON,
+    CHUNK_DATA_END_REASON,
+    CHUNK_EXT_REASON,
+    CHUNK_SIZE_MISSING_REASON,
+    CHUNK_SIZE_TOO_LARGE_REASON,
+    CHUNKED_NOT_FINAL_REASON,
+    CONNECT_TARGET_REASON,
+    CONTENT_LENGTH_DIFFERS_REASON,
+    CONTENT_LENGTH_TOO_LARGE_REASON,
+    CR_IN_REQUEST_LINE_REASON,
+    DUPLICATE_CONTENT_TYPE_REASON,
+    DUPLICATE_HOST_REASON,
+    EMPTY_FIELD_NAME_REASON,
+    EMPTY_TARGET_REASON,
+    EMPTY_TRANSFER_ENCODING_REASON,
+    FIELD_NAME_REASON,
+    FIELD_VALUE_REASON,
+    NO_COLON_REASON,
+    OBS_FOLD_FIRST_REASON,
+    REQUEST_LINE_SP_REASON,
+    TARGET_BYTE_REASON,
     DuplicateHeaderError,
     HeaderFieldTooLargeError,
     HeadTooLargeError,
@@ -108,6 +134,9 @@ _build_tables()
 
 # RFC 9110 §8.6 / §7.1 of RFC 9112: lengths and chunk sizes must fit in 63 bits.
 cdef unsigned long long MAX_LENGTH = _abnf.MAX_BODY_LENGTH
+
+# RFC 3986 §3.2: the absolute-form authority rule, shared with the twin (run in Python).
+cdef object _authority_host = _abnf.authority_host
 
 # RFC 9112 §6.1: transfer codings we recognise (lower-cased, from _abnf).
 cdef tuple KNOWN_CODINGS = tuple(sorted(c.lower().encode("ascii") for c in _abnf.KNOWN_TRANSFER_CODINGS))
@@ -500,17 +529,17 @@ cdef int _check_field_content(const unsigned char* p, Py_ssize_t s, Py_ssize_t l
     key[0] = NULL
     if CT[p[s]] & C_OWS:
         if not has_prev:
-            raise InvalidHeaderError("obs-fold without a preceding field line")
+            raise InvalidHeaderError(OBS_FOLD_FIRST_REASON)
         kind = F_FOLD
         name_end[0] = s
     else:
         # RFC 9110 §5.1: field-name = token; RFC 9112 §5.1: no whitespace before ":"
         colon = <const unsigned char*>memchr(p + s, b":", le - s)
         if colon == NULL:
-            raise InvalidHeaderError("field line without a colon")
+            raise InvalidHeaderError(NO_COLON_REASON)
         i = colon - p
         if i == s:
-            raise InvalidHeaderError("empty field name")
+            raise InvalidHeaderError(EMPTY_FIELD_NAME_REASON)
         entry = _lookup_name(p + s, i - s)
         if entry != NULL:  # a known name: a valid token (see _name_eq)
             kind = entry.kind
@@ -519,7 +548,7 @@ cdef int _check_field_content(const unsigned char* p, Py_ssize_t s, Py_ssize_t l
             for j in range(s, i):
                 all_tchar &= CT[p[j]]  # no early exit: names are short, branches cost more
             if not all_tchar:
-                raise InvalidHeaderError("invalid field name")
+                raise InvalidHeaderError(FIELD_NAME_REASON)
             if memchr(p + s, b"_", i - s) != NULL:
                 kind = F_DROP  # werkzeug drops them: "_" and "-" map to the same key
             else:
@@ -551,11 +580,11 @@ cdef int _check_value(const unsigned char* p, Py_ssize_t n, const unsigned char*
             if i >= n:
                 return high
             if not (CT[p[i]] & C_VALUE):
-                raise InvalidHeaderError("invalid byte in field value")
+                raise InvalidHeaderError(FIELD_VALUE_REASON)
             i += 1
     for i in range(n):
         if not (CT[p[i]] & C_VALUE):
-            raise InvalidHeaderError("invalid byte in field value")
+            raise InvalidHeaderError(FIELD_VALUE_REASON)
         high |= p[i] >= 0x80
     return high
 
@@ -576,6 +605,13 @@ cdef enum:
     P_START = 0     # before / inside the request line
     P_FIELDS = 1    # field lines
     P_DONE = 2      # head complete; the next parse() starts a new request
+
+cdef enum:
+    # the first defect of Content-Length (RFC 9110 §8.6, RFC 9112 §6.3)
+    CL_OK = 0
+    CL_SYNTAX = 1       # not 1*DIGIT (or an empty element)
+    CL_TOO_LARGE = 2    # over 63 bits
+    CL_DIFFERS = 3      # a value differs from the one before it
 
 cdef enum:
     T_ORIGIN = 0
@@ -714,7 +750,7 @@ cdef class RequestParser:
                 self._phase = P_FIELDS
             else:
                 if le == e:
-                    raise InvalidHeaderError("bare LF")  # RFC 9112 §2.2
+                    raise InvalidHeaderError(BARE_LF_FIELDS_REASON)  # RFC 9112 §2.2
                 if le == s:
                     self._finish(p)
                     self._phase = P_DONE
@@ -771,23 +807,23 @@ cdef class RequestParser:
         if m < 0:
             raise InvalidMethodError()  # the line ended in the method position
         if le == e:
-            raise InvalidRequestLineError("bare LF")  # RFC 9112 §2.2
+            raise InvalidRequestLineError(BARE_LF_REQUEST_LINE_REASON)  # RFC 9112 §2.2
         self._head_size += le - s
         if self._head_size > self.max_head:
             raise HeadTooLargeError()
         if memchr(p + s, b"\r", le - s) != NULL:
-            raise InvalidRequestLineError("CR not followed by LF")
+            raise InvalidRequestLineError(CR_IN_REQUEST_LINE_REASON)
         # exactly one SP between the parts
         q = <const unsigned char*>memchr(p + m + 1, b" ", le - m - 1)
         if q == NULL or memchr(q + 1, b" ", le - (q + 1 - p)) != NULL:
-            raise InvalidRequestLineError("the request line needs exactly two SP")
+            raise InvalidRequestLineError(REQUEST_LINE_SP_REASON)
         t = q - p
         self._rl_start = s
         self._t_start = m + 1
         self._t_end = t
         # RFC 9112 §3.2: request-target = 1*( visible ASCII )
         if t == m + 1:
-            raise InvalidTargetError("empty request-target")
+            raise InvalidTargetError(EMPTY_TARGET_REASON)
         i = m + 1
         while i < t:
             if _TARGET_FAST:
@@ -795,7 +831,7 @@ cdef class RequestParser:
                 if i == t:
                     break
             if not (CT[p[i]] & C_TARGET):
-                raise InvalidTargetError("invalid byte in request-target")
+                raise InvalidTargetError(TARGET_BYTE_REASON)
             i += 1
         self._target(p, m + 1, t)
         self._version(p, t + 1, le)
@@ -819,11 +855,11 @@ cdef class RequestParser:
             while i >= ts and p[i] >= b"0" and p[i] <= b"9":
                 i -= 1
             if i <= ts or p[i] != b":" or i == te - 1:
-                raise InvalidTargetError("CONNECT needs host:port")
+                raise InvalidTargetError(CONNECT_TARGET_REASON)
             for a in range(ts, te):
                 c = p[a]
                 if c == b"/" or c == b"?" or c == b"#" or c == b"@":
-                    raise InvalidTargetError("CONNECT needs host:port")
+                    raise InvalidTargetError(CONNECT_TARGET_REASON)
             self._uri_start = ts
             self._path_start = self._path_end = ts
             return 0
@@ -838,7 +874,7 @@ cdef class RequestParser:
         elif te - ts == 1 and p[ts] == b"*":
             # §3.2.4 asterisk-form, only with OPTIONS
             if not (mlen == 7 and memcmp(p + self._rl_start, b"OPTIONS", 7) == 0):
-                raise InvalidTargetError("'*' is only allowed with OPTIONS")
+                raise InvalidTargetError(ASTERISK_TARGET_REASON)
             self._form = T_ASTERISK
             self._uri_start = ts
             self._path_start = ts
@@ -860,16 +896,14 @@ cdef class RequestParser:
                 raise InvalidTargetError()
             a = i + 3
             ae = a
-            h = a
             while ae < te:
                 c = p[ae]
                 if c == b"/" or c == b"?" or c == b"#":
                     break
-                if c == b"@":
-                    h = ae + 1  # RFC 3986 §3.2.1: userinfo never reaches HTTP_HOST
                 ae += 1
-            if ae == h or p[h] == b":":
-                raise InvalidTargetError("empty host")  # RFC 9110 §4.2.1
+            # RFC 3986 §3.2, RFC 9110 §4.2.1: the one Python rule (absolute-form is rare);
+            # the host starts after the userinfo, which never reaches HTTP_HOST
+            h = a + <Py_ssize_t>_authority_host(PyBytes_FromStringAndSize(<const char*>p + a, ae - a))
             self._form = T_ABSOLUTE
             self._host_start = h
             self._host_end = ae
@@ -916,11 +950,11 @@ cdef class RequestParser:
         kind = _check_field_content(p, s, le, self._nfields > 0, &name_end, &value_start, &high, &key)
         if kind == F_HOST:
             if self._seen_host:
-                raise DuplicateHeaderError("more than one Host field")  # RFC 9112 §3.2
+                raise DuplicateHeaderError(DUPLICATE_HOST_REASON)  # RFC 9112 §3.2
             self._seen_host = True
         elif kind == F_CTYPE:
             if self._seen_ctype:
-                raise DuplicateHeaderError("more than one Content-Type field")  # RFC 9110 §8.3
+                raise DuplicateHeaderError(DUPLICATE_CONTENT_TYPE_REASON)  # RFC 9110 §8.3
             self._seen_ctype = True
         if self._nfields == self._cap:
             f = <Field*>PyMem_Realloc(self._fields, 2 * self._cap * sizeof(Field))
@@ -993,7 +1027,8 @@ cdef class RequestParser:
         cdef bint te = False, te_unknown = False, te_last_chunked = False
         cdef Py_ssize_t te_elems = 0, te_chunked = 0
         cdef Py_ssize_t cl_lines = 0, cl_elems = 0
-        cdef bint cl_bad = False, conn_close = False, conn_keep = False, expect = False
+        cdef int cl_bad = CL_OK
+        cdef bint cl_big, conn_close = False, conn_keep = False, expect = False
         cdef unsigned long long cl_value = 0, x
         cdef object cl_last = None
         cdef Py_ssize_t a, b, k, d
@@ -1086,19 +1121,27 @@ cdef class RequestParser:
                         while d > k and CT[v[d - 1]] & C_OWS:
                             d -= 1
                         cl_elems += 1
-                        if d == k:
-                            cl_bad = True
-                        x = 0
-                        while k < d and not cl_bad:
-                            if v[k] < b"0" or v[k] > b"9" or x > (MAX_LENGTH - (v[k] - 48)) // 10:
-                                cl_bad = True
-                            else:
-                                x = x * 10 + (v[k] - 48)
-                            k += 1
-                        if not cl_bad:
-                            if cl_elems > 1 and x != cl_value:
-                                cl_bad = True
-                            cl_value = x
+                        # the first bad element decides; per element: syntax, size, equality
+                        if cl_bad == CL_OK:
+                            if d == k:
+                                cl_bad = CL_SYNTAX
+                            x = 0
+                            cl_big = False
+                            while k < d:
+                                if v[k] < b"0" or v[k] > b"9":
+                                    cl_bad = CL_SYNTAX
+                                    break
+                                if x > (MAX_LENGTH - (v[k] - 48)) // 10:
+                                    cl_big = True
+                                else:
+                                    x = x * 10 + (v[k] - 48)
+                                k += 1
+                            if cl_bad == CL_OK:
+                                if cl_big:
+                                    cl_bad = CL_TOO_LARGE
+                                elif cl_elems > 1 and x != cl_value:
+                                    cl_bad = CL_DIFFERS
+                                cl_value = x
                         a = b + 1
                 else:
                     if f.kind == F_TE:
@@ -1169,9 +1212,9 @@ cdef class RequestParser:
             if te_unknown:
                 raise UnsupportedTransferEncodingError()  # 501
             if te_elems == 0:
-                raise InvalidTransferEncodingError("empty Transfer-Encoding")
+                raise InvalidTransferEncodingError(EMPTY_TRANSFER_ENCODING_REASON)
             if te_chunked != 1 or not te_last_chunked:
-                raise InvalidTransferEncodingError("chunked must be the final coding, once")
+                raise InvalidTransferEncodingError(CHUNKED_NOT_FINAL_REASON)
             chunked = True
             content_length = -1
             if cl_lines:
@@ -1179,8 +1222,12 @@ cdef class RequestParser:
             # framing in doubt (TE with CL, or TE in HTTP/1.0): close after the response
             must_close = cl_lines > 0 or not self._http11
         elif cl_lines:
-            if cl_bad:
+            if cl_bad == CL_SYNTAX:
                 raise InvalidContentLengthError()
+            if cl_bad == CL_TOO_LARGE:
+                raise InvalidContentLengthError(CONTENT_LENGTH_TOO_LARGE_REASON)
+            if cl_bad == CL_DIFFERS:
+                raise InvalidContentLengthError(CONTENT_LENGTH_DIFFERS_REASON)
             content_length = <long long>cl_value
             if cl_elems > 1:
                 env[K_CONTENT_LENGTH] = str(cl_value)
@@ -1241,20 +1288,23 @@ cdef int _parse_chunk_size(const unsigned char* p, Py_ssize_t s, Py_ssize_t e,
     cdef Py_ssize_t i = s, j
     cdef unsigned long long v = 0
     cdef unsigned char c
+    cdef bint too_large = False
     while i < e and HEXVAL[p[i]] >= 0:
+        # an overflow is reported after the syntax checks (the order of the twin)
         if v > (MAX_LENGTH >> 4):
-            raise InvalidChunkError("chunk size overflows")
-        v = (v << 4) | <unsigned long long>HEXVAL[p[i]]
-        if v > MAX_LENGTH:
-            raise InvalidChunkError("chunk size overflows")
+            too_large = True
+        else:
+            v = (v << 4) | <unsigned long long>HEXVAL[p[i]]
+            if v > MAX_LENGTH:
+                too_large = True
         i += 1
     if i == s:
-        raise InvalidChunkError("missing chunk size")
+        raise InvalidChunkError(CHUNK_SIZE_MISSING_REASON)
     while i < e:
         while i < e and CT[p[i]] & C_OWS:
             i += 1
         if i == e or p[i] != b";":
-            raise InvalidChunkError("invalid chunk extension")
+            raise InvalidChunkError(CHUNK_EXT_REASON)
         i += 1
         while i < e and CT[p[i]] & C_OWS:
             i += 1
@@ -1262,7 +1312,7 @@ cdef int _parse_chunk_size(const unsigned char* p, Py_ssize_t s, Py_ssize_t e,
         while i < e and CT[p[i]] & C_TCHAR:
             i += 1
         if i == j:
-            raise InvalidChunkError("invalid chunk extension name")
+            raise InvalidChunkError(CHUNK_EXT_REASON)
         j = i
         while j < e and CT[p[j]] & C_OWS:
             j += 1
@@ -1274,7 +1324,7 @@ cdef int _parse_chunk_size(const unsigned char* p, Py_ssize_t s, Py_ssize_t e,
                 i += 1
                 while True:
                     if i >= e:
-                        raise InvalidChunkError("unterminated quoted-string")
+                        raise InvalidChunkError(CHUNK_EXT_REASON)
                     c = p[i]
                     if c == b'"':
                         i += 1
@@ -1282,19 +1332,21 @@ cdef int _parse_chunk_size(const unsigned char* p, Py_ssize_t s, Py_ssize_t e,
                     if c == b"\\":
                         # quoted-pair = "\" ( HTAB / SP / VCHAR / obs-text )
                         if i + 1 >= e or not (CT[p[i + 1]] & C_VALUE):
-                            raise InvalidChunkError("invalid quoted-pair")
+                            raise InvalidChunkError(CHUNK_EXT_REASON)
                         i += 2
                         continue
                     # qdtext = HTAB / SP / %x21 / %x23-5B / %x5D-7E / obs-text
                     if not (CT[c] & C_VALUE):
-                        raise InvalidChunkError("invalid byte in quoted-string")
+                        raise InvalidChunkError(CHUNK_EXT_REASON)
                     i += 1
             else:
                 j = i
                 while i < e and CT[p[i]] & C_TCHAR:
                     i += 1
                 if i == j:
-                    raise InvalidChunkError("invalid chunk extension value")
+                    raise InvalidChunkError(CHUNK_EXT_REASON)
+    if too_large:
+        raise InvalidChunkError(CHUNK_SIZE_TOO_LARGE_REASON)  # RFC 9112 §7.1: 63 bits at most
     size[0] = v
     return 0
 
@@ -1373,11 +1425,11 @@ cdef class ChunkedDecoder:
             elif self._state == D_CRLF:
                 # RFC 9112 §7.1: chunk = chunk-size [ chunk-ext ] CRLF chunk-data CRLF
                 if p[pos] != b"\r":
-                    raise InvalidChunkError("chunk data not followed by CRLF")
+                    raise InvalidChunkError(CHUNK_DATA_END_REASON)
                 if n - pos < 2:
                     break
                 if p[pos + 1] != b"\n":
-                    raise InvalidChunkError("chunk data not followed by CRLF")
+                    raise InvalidChunkError(CHUNK_DATA_END_REASON)
                 pos += 2
                 self._state = D_SIZE
             elif self._state == D_SIZE or self._state == D_TRAILER:
@@ -1392,7 +1444,7 @@ cdef class ChunkedDecoder:
                     raise HeaderFieldTooLargeError()
                 if self._state == D_SIZE:
                     if le == e:
-                        raise InvalidChunkError("bare LF")
+                        raise InvalidChunkError(BARE_LF_CHUNK_SIZE_REASON)
                     _parse_chunk_size(p, pos, le, &size)
                     pos = e + 1
                     if size == 0:
@@ -1404,7 +1456,7 @@ cdef class ChunkedDecoder:
                     # RFC 9112 §7.1.2: trailer-section = *( field-line CRLF ), then the final
                     # CRLF; same rules and limits as the head's field lines, then dropped
                     if le == e:
-                        raise InvalidHeaderError("bare LF in trailer section")
+                        raise InvalidHeaderError(BARE_LF_TRAILER_REASON)
                     if le == pos:
                         pos = e + 1
                         self._state = D_DONE

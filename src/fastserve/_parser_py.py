@@ -53,6 +53,31 @@ from urllib.parse import unquote
 
 from . import _abnf
 from .errors import (
+    ASTERISK_TARGET_REASON,
+    BARE_LF_CHUNK_SIZE_REASON,
+    BARE_LF_FIELDS_REASON,
+    BARE_LF_REQUEST_LINE_REASON,
+    BARE_LF_TRAILER_REASON,
+    CHUNK_DATA_END_REASON,
+    CHUNK_EXT_REASON,
+    CHUNK_SIZE_MISSING_REASON,
+    CHUNK_SIZE_TOO_LARGE_REASON,
+    CHUNKED_NOT_FINAL_REASON,
+    CONNECT_TARGET_REASON,
+    CONTENT_LENGTH_DIFFERS_REASON,
+    CONTENT_LENGTH_TOO_LARGE_REASON,
+    CR_IN_REQUEST_LINE_REASON,
+    DUPLICATE_CONTENT_TYPE_REASON,
+    DUPLICATE_HOST_REASON,
+    EMPTY_FIELD_NAME_REASON,
+    EMPTY_TARGET_REASON,
+    EMPTY_TRANSFER_ENCODING_REASON,
+    FIELD_NAME_REASON,
+    FIELD_VALUE_REASON,
+    NO_COLON_REASON,
+    OBS_FOLD_FIRST_REASON,
+    REQUEST_LINE_SP_REASON,
+    TARGET_BYTE_REASON,
     DuplicateHeaderError,
     HeaderFieldTooLargeError,
     HeadTooLargeError,
@@ -112,7 +137,8 @@ _TOKEN: Final = _TCHAR + b"+"
 _CHUNK_EXT: Final = (
     rb"(?:[ \t]*;[ \t]*" + _TOKEN + rb"(?:[ \t]*=[ \t]*(?:" + _TOKEN + b"|" + _QUOTED + b"))?)*"
 )
-_SIZE_LINE_RE: Final = re.compile(rb"([0-9A-Fa-f]+)" + _CHUNK_EXT)
+_HEX_RE: Final = re.compile(rb"[0-9A-Fa-f]+")
+_CHUNK_EXT_RE: Final = re.compile(_CHUNK_EXT)
 # RFC 9112 §5: field-line = field-name ":" OWS field-value OWS, CRLF; a line that
 # matches is valid (the general path would accept it with the same name/value).
 _FIELD_LINE_RE: Final = re.compile(
@@ -177,33 +203,38 @@ def _check_field_line(
         # RFC 9112 §5.2: obs-fold; the caller appends the whole line (its
         # whitespace kept) to the previous field's value.
         if not after_field:
-            raise InvalidHeaderError("obs-fold before any field line")
+            raise InvalidHeaderError(OBS_FOLD_FIRST_REASON)
         if _VALUE_BAD_RE.search(data, start, end) is not None:
-            raise InvalidHeaderError("Invalid character in folded field value")
+            raise InvalidHeaderError(FIELD_VALUE_REASON)
         return None
     colon = data.find(b":", start, end)
     if colon < 0:
-        raise InvalidHeaderError("Field line without a colon")
+        raise InvalidHeaderError(NO_COLON_REASON)
     # RFC 9110 §5.1: field-name = token; RFC 9112 §5.1: no whitespace before ":"
+    if colon == start:
+        raise InvalidHeaderError(EMPTY_FIELD_NAME_REASON)
     if _TOKEN_RE.fullmatch(data, start, colon) is None:
-        raise InvalidHeaderError("Invalid field name")
+        raise InvalidHeaderError(FIELD_NAME_REASON)
     # RFC 9110 §5.5: NUL, CR, LF and other CTLs (HTAB aside) are refused
     if _VALUE_BAD_RE.search(data, colon + 1, end) is not None:
-        raise InvalidHeaderError("Invalid character in field value")
+        raise InvalidHeaderError(FIELD_VALUE_REASON)
     return bytes(data[start:colon]), bytes(data[colon + 1 : end]).lstrip(_OWS)
 
 
-# RFC 9112 §3.2: exactly one Host; RFC 9110 §8.3: one Content-Type
-_SINGLETONS: Final = frozenset([b"host", b"content-type"])
+# RFC 9112 §3.2: exactly one Host; RFC 9110 §8.3: one Content-Type (name -> reason)
+_SINGLETONS: Final = {
+    b"host": DUPLICATE_HOST_REASON,
+    b"content-type": DUPLICATE_CONTENT_TYPE_REASON,
+}
 # Fields that framing and persistence read (trailing OWS ignored there).
 _INTERPRETED: Final = frozenset([b"transfer-encoding", b"content-length", b"connection", b"expect"])
 
 
-def _check_singleton(fields: list[list[bytes]], lower: bytes, name: bytes) -> None:
+def _check_singleton(fields: list[list[bytes]], lower: bytes) -> None:
     """Refuse a second Host or Content-Type field line."""
     for other in fields:
         if other[0] == lower:
-            raise DuplicateHeaderError(f"More than one {name.decode('ascii')} field")
+            raise DuplicateHeaderError(_SINGLETONS[lower])
 
 
 def _path_info(path: bytes) -> str:
@@ -320,7 +351,7 @@ class RequestParser:
             else:
                 # RFC 9112 §2.2: a bare LF is refused
                 if lf == pos or buf[lf - 1] != _CR:
-                    raise InvalidHeaderError("Bare LF in the field section")
+                    raise InvalidHeaderError(BARE_LF_FIELDS_REASON)
                 if lf == pos + 1:
                     return self._finish(lf + 1)
                 self._field_line(buf, pos, lf - 1)
@@ -376,7 +407,7 @@ class RequestParser:
             # the line end arrived in the method position (invariant 4)
             raise InvalidMethodError()
         if buf[lf - 1] != _CR:
-            raise InvalidRequestLineError("Bare LF in the request line")
+            raise InvalidRequestLineError(BARE_LF_REQUEST_LINE_REASON)
         end = lf - 1
         self._head_size += end - pos
         if self._head_size > self.max_head:
@@ -394,11 +425,11 @@ class RequestParser:
         (method, version, uri, path_info, query, host from an absolute-form target).
         """
         if buf.find(b"\r", pos, end) >= 0:
-            raise InvalidRequestLineError("CR not followed by LF in the request line")
+            raise InvalidRequestLineError(CR_IN_REQUEST_LINE_REASON)
         sp1 = self._method_end
         sp2 = buf.find(b" ", sp1 + 1, end)
         if sp2 < 0 or buf.find(b" ", sp2 + 1, end) >= 0:
-            raise InvalidRequestLineError("The request line needs exactly two SP")
+            raise InvalidRequestLineError(REQUEST_LINE_SP_REASON)
         method = buf[pos:sp1].decode("ascii")
         target = bytes(buf[sp1 + 1 : sp2])
         uri, path, query, host = _parse_target(method, target)
@@ -442,7 +473,7 @@ class RequestParser:
                 name, value = match.group(1, 2)
                 lower = name.lower()
                 if lower in _SINGLETONS:
-                    _check_singleton(fields, lower, name)
+                    _check_singleton(fields, lower)
                 fields.append([lower, name, value])
                 pos = end
         finally:
@@ -475,7 +506,7 @@ class RequestParser:
         fields = self._fields
         lower = name.lower()
         if lower in _SINGLETONS:
-            _check_singleton(fields, lower, name)
+            _check_singleton(fields, lower)
         fields.append([lower, name, value])
 
     def _finish(self, consumed: int) -> int:
@@ -561,8 +592,10 @@ def _parse_target(method: str, target: bytes) -> tuple[str, str, str, bytes | No
 
     ``host`` is the authority of an absolute-form target without userinfo, else None.
     """
-    if not target or _TARGET_BAD_RE.search(target) is not None:
-        raise InvalidTargetError()
+    if not target:
+        raise InvalidTargetError(EMPTY_TARGET_REASON)
+    if _TARGET_BAD_RE.search(target) is not None:
+        raise InvalidTargetError(TARGET_BYTE_REASON)
     host: bytes | None = None
     if method == "CONNECT":
         # RFC 9112 §3.2.3: authority-form = uri-host ":" port, only with CONNECT
@@ -573,7 +606,7 @@ def _parse_target(method: str, target: bytes) -> tuple[str, str, str, bytes | No
             or _DIGITS_RE.fullmatch(port) is None
             or any(c in name for c in b"/?#@")
         ):
-            raise InvalidTargetError("CONNECT needs host:port")
+            raise InvalidTargetError(CONNECT_TARGET_REASON)
         return target.decode("ascii"), "", "", None
     if target[0] == 0x2F:
         # RFC 9112 §3.2.1: origin-form; werkzeug collapses a leading run of "/"
@@ -583,18 +616,16 @@ def _parse_target(method: str, target: bytes) -> tuple[str, str, str, bytes | No
     elif target == b"*":
         # RFC 9112 §3.2.4: asterisk-form, only with OPTIONS
         if method != "OPTIONS":
-            raise InvalidTargetError("* is only valid with OPTIONS")
+            raise InvalidTargetError(ASTERISK_TARGET_REASON)
         path, query = target, b""
     else:
         # RFC 9112 §3.2.2: absolute-form; RFC 9110 §4.2.4: userinfo is never used
         match = _ABSOLUTE_RE.match(target)
         if match is None:
             raise InvalidTargetError()
+        # RFC 3986 §3.2 (the shared rule, see _abnf.authority_host)
         authority = match.group(1)
-        host = authority[authority.rfind(b"@") + 1 :]
-        # RFC 9110 §4.2.1: an empty host identifier must be rejected
-        if not host or host[0] == 0x3A:
-            raise InvalidTargetError("Empty host in absolute-form target")
+        host = authority[_abnf.authority_host(authority) :]
         path, query = _split_path(target[match.end() :])
     return target.decode("ascii"), _path_info(path), query.decode("ascii"), host
 
@@ -603,12 +634,12 @@ def _check_transfer_coding(values: list[bytes]) -> None:
     """RFC 9112 §6.1, §6.3: the codings must be known, and chunked final and once."""
     codings = [c.lower() for c in _elements(values) if c]
     if not codings:
-        raise InvalidTransferEncodingError("Empty Transfer-Encoding")
+        raise InvalidTransferEncodingError(EMPTY_TRANSFER_ENCODING_REASON)
     for coding in codings:
         if coding not in _KNOWN_CODINGS:
             raise UnsupportedTransferEncodingError()
     if codings[-1] != b"chunked" or codings.count(b"chunked") != 1:
-        raise InvalidTransferEncodingError("chunked must be the final coding, once")
+        raise InvalidTransferEncodingError(CHUNKED_NOT_FINAL_REASON)
 
 
 def _content_length(values: list[bytes]) -> tuple[int, bool]:
@@ -620,9 +651,9 @@ def _content_length(values: list[bytes]) -> tuple[int, bool]:
             raise InvalidContentLengthError()
         value = int(element)
         if value > _MAX_LENGTH:
-            raise InvalidContentLengthError("Content-Length too large")
+            raise InvalidContentLengthError(CONTENT_LENGTH_TOO_LARGE_REASON)
         if length >= 0 and value != length:
-            raise InvalidContentLengthError("Differing Content-Length values")
+            raise InvalidContentLengthError(CONTENT_LENGTH_DIFFERS_REASON)
         length = value
     return length, len(elements) == 1
 
@@ -696,7 +727,7 @@ class ChunkedDecoder:
             elif state == _DATA_END:
                 # RFC 9112 §7.1: chunk-data is followed by exactly CRLF
                 if buf[pos] != _CR or (end - pos > 1 and buf[pos + 1] != 0x0A):
-                    raise InvalidChunkError("Chunk data not followed by CRLF")
+                    raise InvalidChunkError(CHUNK_DATA_END_REASON)
                 if end - pos < 2:
                     break
                 pos += 2
@@ -714,11 +745,11 @@ class ChunkedDecoder:
                 bare = lf == pos or buf[lf - 1] != _CR
                 if state == _SIZE:
                     if bare:
-                        raise InvalidChunkError("Bare LF in a chunk-size line")
+                        raise InvalidChunkError(BARE_LF_CHUNK_SIZE_REASON)
                     state = self._size_line(buf, pos, lf - 1)
                 else:
                     if bare:
-                        raise InvalidHeaderError("Bare LF in the trailer section")
+                        raise InvalidHeaderError(BARE_LF_TRAILER_REASON)
                     if lf == pos + 1:
                         state = _DONE
                         self.done = True
@@ -730,13 +761,15 @@ class ChunkedDecoder:
 
     def _size_line(self, buf: bytes | bytearray, pos: int, end: int) -> int:
         """``chunk-size [ chunk-ext ]`` (CRLF excluded); return the next state."""
-        match = _SIZE_LINE_RE.fullmatch(buf, pos, end)
+        match = _HEX_RE.match(buf, pos, end)
         if match is None:
-            raise InvalidChunkError("Invalid chunk-size line")
-        size = int(match.group(1), 16)
-        # RFC 9112 §7.1: guard against overflow of chunk-size
+            raise InvalidChunkError(CHUNK_SIZE_MISSING_REASON)
+        if _CHUNK_EXT_RE.fullmatch(buf, match.end(), end) is None:
+            raise InvalidChunkError(CHUNK_EXT_REASON)
+        size = int(match.group(), 16)
+        # RFC 9112 §7.1: guard against overflow of chunk-size (judged after the syntax)
         if size > _MAX_LENGTH:
-            raise InvalidChunkError("Chunk size too large")
+            raise InvalidChunkError(CHUNK_SIZE_TOO_LARGE_REASON)
         if size == 0:
             return _TRAILER
         self._remaining = size

@@ -4,9 +4,17 @@ Every class carries ``status``: the HTTP status the server answers with, so the
 connection layer needs no separate error-to-status table (h11's
 ``error_status_hint`` idea). Both parser implementations raise exactly these
 classes; the compiled one imports them from here.
+
+Every reason string is spelled here and only here: a class's ``default_reason``,
+or one of the named ``*_REASON`` constants below for a more precise defect.
+Reasons reach response bodies and log lines, so both parsers raise with these
+objects and never with their own text (tests/parser/test_differential.py
+compares ``str(exc)`` of the two builds).
 """
 
 from __future__ import annotations
+
+from typing import Final
 
 __all__ = [
     "HTTPParseError",
@@ -29,6 +37,49 @@ __all__ = [
     "BodyTooLargeError",
     "IncompleteRequestError",
 ]
+
+
+# --- reasons more precise than a class's default_reason --------------------------------------
+# Grouped by the rule they report; the RFC section is the one docs/parsing.md cites.
+
+# RFC 9112 §2.2, §3: the request line
+BARE_LF_REQUEST_LINE_REASON: Final = "Bare LF in the request line"
+CR_IN_REQUEST_LINE_REASON: Final = "CR not followed by LF in the request line"
+REQUEST_LINE_SP_REASON: Final = "The request line needs exactly two SP"
+# RFC 9112 §3.2: the request-target
+EMPTY_TARGET_REASON: Final = "Empty request-target"
+TARGET_BYTE_REASON: Final = "Invalid byte in request-target"
+CONNECT_TARGET_REASON: Final = "CONNECT needs host:port"
+ASTERISK_TARGET_REASON: Final = "* is only valid with OPTIONS"
+# RFC 9112 §3.2.2 absolute-form, RFC 3986 §3.2 authority, RFC 9110 §4.2.1
+EMPTY_HOST_REASON: Final = "Empty host in absolute-form target"
+USERINFO_REASON: Final = "Invalid userinfo in absolute-form target"
+HOST_REASON: Final = "Invalid host in absolute-form target"
+IP_LITERAL_REASON: Final = "Invalid IP literal in absolute-form target"
+PORT_REASON: Final = "Invalid port in absolute-form target"
+IDNA_REASON: Final = "Host label is not valid IDNA (xn--) in absolute-form target"
+# RFC 9112 §2.2, §5, §5.2; RFC 9110 §5.1, §5.5: field lines (trailers too)
+BARE_LF_FIELDS_REASON: Final = "Bare LF in the field section"
+OBS_FOLD_FIRST_REASON: Final = "obs-fold before any field line"
+NO_COLON_REASON: Final = "Field line without a colon"
+EMPTY_FIELD_NAME_REASON: Final = "Empty field name"
+FIELD_NAME_REASON: Final = "Invalid field name"
+FIELD_VALUE_REASON: Final = "Invalid character in field value"
+DUPLICATE_HOST_REASON: Final = "More than one Host field"
+DUPLICATE_CONTENT_TYPE_REASON: Final = "More than one Content-Type field"
+# RFC 9110 §8.6, RFC 9112 §6.3: Content-Length
+CONTENT_LENGTH_TOO_LARGE_REASON: Final = "Content-Length too large"
+CONTENT_LENGTH_DIFFERS_REASON: Final = "Differing Content-Length values"
+# RFC 9112 §6.1, §6.3: Transfer-Encoding
+EMPTY_TRANSFER_ENCODING_REASON: Final = "Empty Transfer-Encoding"
+CHUNKED_NOT_FINAL_REASON: Final = "chunked must be the final coding, once"
+# RFC 9112 §7.1: chunked framing
+CHUNK_SIZE_MISSING_REASON: Final = "Missing chunk size"
+CHUNK_EXT_REASON: Final = "Invalid chunk extension"
+CHUNK_SIZE_TOO_LARGE_REASON: Final = "Chunk size too large"
+BARE_LF_CHUNK_SIZE_REASON: Final = "Bare LF in a chunk-size line"
+CHUNK_DATA_END_REASON: Final = "Chunk data not followed by CRLF"
+BARE_LF_TRAILER_REASON: Final = "Bare LF in the trailer section"
 
 
 class HTTPParseError(Exception):

@@ -3,9 +3,11 @@
 ``fastserve._parser_py`` is the executable spec (docs/parsing.md); the compiled
 ``fastserve._parser`` must give, for any input and any way of splitting it, the
 same trace: the same return value of every call, the same results after a
-complete head (environ, method, version, framing flags), or the same error
-class. Inputs are generated valid requests (methods, targets with %-escapes,
-queries, fragments and absolute-form, 0-30 field lines with obs-text, repeats,
+complete head (environ, method, version, framing flags), or the same error:
+class, status and reason (``str(exc)``: reasons reach response bodies and log
+lines, so they must not depend on the build). Inputs are generated valid
+requests (methods, targets with %-escapes, queries, fragments and
+absolute-form, 0-30 field lines with obs-text, repeats,
 obs-folds and Content-Length / Transfer-Encoding combinations) and mutations of
 them (byte flips, insertions, deletions, truncation), fed in random pieces, with
 random limits. The same for :class:`ChunkedDecoder` and
@@ -303,12 +305,17 @@ buffer_types: st.SearchStrategy[Callable[[bytes], Any]] = st.sampled_from(
 # --- running an implementation ---------------------------------------------------------------
 
 
+def error_outcome(exc: HTTPParseError) -> tuple[str, type, int, str]:
+    """What both builds must agree on for a refused input: class, status and reason."""
+    return ("error", type(exc), exc.status, str(exc))
+
+
 def parse_trace(
     impl: ModuleType, chunks: list[bytes], limits: dict[str, int], wrap: Callable[[bytes], Any]
 ) -> Trace:
     """Feed ``chunks`` like a server: the buffer grows; after a complete head the rest of it
     is the next request's start. Records every return value, the results after each
-    complete head, and the class of the first error."""
+    complete head, and the first error (class, status, reason)."""
     parser = impl.RequestParser(**limits)
     trace: Trace = []
     buf = b""
@@ -318,7 +325,7 @@ def parse_trace(
             try:
                 consumed = parser.parse(wrap(buf))
             except HTTPParseError as exc:
-                trace.append(("error", type(exc)))
+                trace.append(error_outcome(exc))
                 return trace
             trace.append(consumed)
             if not consumed:
@@ -342,7 +349,7 @@ def decode_trace(
         try:
             body, consumed = decoder.decode(wrap(pending))
         except HTTPParseError as exc:
-            trace.append(("error", type(exc)))
+            trace.append(error_outcome(exc))
             return trace
         assert type(body) is bytes
         trace.append((body, consumed, decoder.done))
