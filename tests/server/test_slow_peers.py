@@ -398,9 +398,11 @@ def test_event_stream_read_by_the_client_outlives_send_timeout(serve: Any) -> No
 
 
 def test_thread_cap_queues_requests_and_the_poller_keeps_working(serve: Any) -> None:
-    """Both threads of max_threads=2 are in the app: new connections are still
-    accepted and read (a partial head gets its 408), complete requests wait their
-    turn past request_head_timeout, and are answered once a thread frees."""
+    """Both threads of max_threads=2 are in the app: the poller still accepts new
+    connections and still expires parked ones (a partial head gets its 408, an
+    idle keep-alive connection is closed), while complete requests wait their
+    turn - longer than request_head_timeout, without a 408 - and are answered
+    once a thread frees."""
     release = threading.Event()
     entered = []
 
@@ -411,30 +413,36 @@ def test_thread_cap_queues_requests_and_the_poller_keeps_working(serve: Any) -> 
         start_response("200 OK", [("Content-Length", "2")])
         return [b"ok"]
 
-    srv = serve(app, max_threads=2, request_head_timeout=0.5)
+    srv = serve(app, max_threads=2, request_head_timeout=1.0, keep_alive_timeout=1.0)
+    idle, partial = srv.connect(timeout=20), srv.connect(timeout=20)
     busy = [srv.connect(timeout=20) for _ in range(2)]
     queued: list[socket.socket] = []
     try:
+        idle.sendall(b"GET /before HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert Reader(idle, timeout=10).response().body == b"ok"
+        partial.sendall(b"GET / HTTP/1.1\r\nHo")
         for s in busy:
             s.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
         assert _wait_until(lambda: len(entered) == 2, 5)
+        at_cap = time.monotonic()
         for _ in range(5):
             s = srv.connect(timeout=20)
             queued.append(s)
             s.sendall(b"GET /queued HTTP/1.1\r\nHost: x\r\n\r\n")
-        with srv.connect(timeout=10) as partial:
-            partial.sendall(b"GET / HTTP/1.1\r\nHo")
-            start = time.monotonic()
-            data = recv_all(partial, timeout=10)
-            assert data.startswith(b"HTTP/1.1 408 "), data[:200]
-            assert 0.3 <= time.monotonic() - start <= 5.0
+        assert _wait_until(lambda: len(srv.server._engine.conns) >= 9, 5), "not accepted at the cap"
+        data = recv_all(partial, timeout=10)
+        assert data.startswith(b"HTTP/1.1 408 "), data[:200]
+        assert recv_all(idle, timeout=10) == b""
+        assert time.monotonic() - at_cap <= 6.0
+        # the queued requests have now waited past request_head_timeout
+        assert _wait_until(lambda: time.monotonic() - at_cap > 1.5, 5)
         release.set()
         for s in busy + queued:
             response = Reader(s, timeout=20).response()
             assert (response.status, response.body) == (200, b"ok")
     finally:
         release.set()
-        for s in busy + queued:
+        for s in [idle, partial, *busy, *queued]:
             s.close()
 
 
