@@ -28,7 +28,8 @@ Fairness and limits
     do, the leader keeps polling and puts ready connections in a FIFO that
     threads take from as they finish. When ``accept()`` runs out of file
     descriptors the listener leaves the poller for ``accept_backoff`` seconds
-    (one log line when it starts, one with the count when it ends).
+    at a time (one log line when the episode starts, one with the count of
+    failed attempts once none failed for five seconds).
 
 Leases (threaded servers)
     Each turn of a thread at the poller is a :class:`Lease`; what the monitor
@@ -70,6 +71,8 @@ WRITE_READY = 4
 
 #: ``accept()`` errors that mean "out of a resource", not "this client"
 _ACCEPT_EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+#: seconds without an accept() failure that end an out-of-descriptors episode
+_ACCEPT_QUIET = 5.0
 
 
 class _EpollPoller:
@@ -225,6 +228,7 @@ class Engine:
         # accept() out of descriptors: the listener rests until this time
         self._accept_resume = 0.0
         self._accept_failures = 0
+        self._accept_last_failure = 0.0
         self._accept_error = ""
         # graceful stop
         self.draining = False
@@ -277,6 +281,8 @@ class Engine:
             if now >= self._next_sweep:
                 self._next_sweep = now + 1.0
                 self._sweep(now)
+                if self._accept_failures:
+                    self._accepting_again(now)
                 if self.parent_pid is not None and os.getppid() != self.parent_pid:
                     self.stopping = True
             if self._accept_resume and now >= self._accept_resume:
@@ -305,8 +311,6 @@ class Engine:
                 if e.errno in _ACCEPT_EXHAUSTED:
                     self._pause_accepting(e)
                 return
-            if self._accept_failures:
-                self._accepting_again()
             if self.set_nodelay:
                 try:
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -331,7 +335,8 @@ class Engine:
         while instead of spinning on it (it stays readable: level-triggered)."""
         self._accept_failures += 1
         backoff = self.server.accept_backoff
-        self._accept_resume = time.monotonic() + backoff
+        self._accept_last_failure = now = time.monotonic()
+        self._accept_resume = now + backoff
         try:
             self.poller.set(self.listen_fd, 0)
         except (OSError, ValueError):
@@ -353,13 +358,16 @@ class Engine:
         except (OSError, ValueError):
             pass
 
-    def _accepting_again(self) -> None:
-        _log(
-            "info",
-            f" * accept() works again after {self._accept_failures} failed"
-            f" attempt(s) ({self._accept_error})",
-        )
-        self._accept_failures = 0
+    def _accepting_again(self, now: float) -> None:
+        """Called by the sweep: the episode ends after a quiet spell (so a
+        listener that keeps running out logs two lines, not two per retry)."""
+        if now - self._accept_last_failure >= _ACCEPT_QUIET:
+            _log(
+                "info",
+                f" * accept() works again; {self._accept_failures} attempt(s) failed"
+                f" ({self._accept_error})",
+            )
+            self._accept_failures = 0
 
     def _enqueue(self, conn: HTTPConnection) -> None:
         """Every serving thread is busy: the connection waits its turn, out of
