@@ -7,8 +7,12 @@ execs the command. ``fastserve._activation`` is also tested in-process.
 
 from __future__ import annotations
 
+import http.client
 import os
+import signal
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -130,6 +134,37 @@ def test_listen_pid_of_another_process_is_ignored(workdir: Path) -> None:
     assert f" * Running on http://127.0.0.1:{own}" in server.log
 
 
+@pytest.mark.live
+def test_socket_outlives_a_stopped_server_and_serves_the_next(workdir: Path) -> None:
+    """systemd keeps the socket across ``systemctl restart``: a SIGTERM must not shut it down."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        port = sock.getsockname()[1]
+        for _ in range(2):  # start, stop, start again on the same socket
+            server = subprocess.Popen(
+                [sys.executable, "-m", "fastserve", "hello:app", "--fd", str(sock.fileno())],
+                cwd=workdir,
+                env=child_env(workdir),
+                pass_fds=[sock.fileno()],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            try:
+                # connections queue in the backlog until the server accepts them
+                client = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                client.request("GET", "/")
+                assert client.getresponse().read().startswith(b"hello v1")
+                client.close()
+                server.send_signal(signal.SIGTERM)
+                server.wait(timeout=30)
+            finally:
+                if server.poll() is None:
+                    server.kill()
+                    server.wait()
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 1
+
+
 # --- refused with one line -----------------------------------------------------------------------
 
 
@@ -140,9 +175,7 @@ def test_fd_that_is_not_open_is_refused(workdir: Path) -> None:
 
 
 def test_socket_that_does_not_listen_is_refused(workdir: Path) -> None:
-    line = launch_and_fail(
-        workdir, f"tcp:127.0.0.1:{free_port()}", ["hello:app"], "--no-listen"
-    )
+    line = launch_and_fail(workdir, f"tcp:127.0.0.1:{free_port()}", ["hello:app"], "--no-listen")
     assert line == "fastserve: error: fd 3 is not listening: bind and listen() it first"
 
 
@@ -265,4 +298,3 @@ def test_describe_refuses_an_unbound_socket() -> None:
     with socket.socket() as sock:
         with pytest.raises(InheritedSocketError, match="is not listening"):
             describe(sock.fileno())
-
