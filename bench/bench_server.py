@@ -104,6 +104,15 @@ SERVERS: tuple[Server, ...] = (
         "fastserve-py", "fastserve", _serve_self("fastserve-py"), {"FASTSERVE_NO_EXTENSIONS": "1"}
     ),
     Server("fastserve-log", "fastserve", _serve_self("fastserve-log")),
+    # an older checkout's fastserve (its src/ with the extension built in
+    # place) for A/B runs: FASTSERVE_BASE=/path/to/checkout/src
+    Server(
+        "fastserve-base",
+        "fastserve",
+        _serve_self("fastserve"),
+        {"PYTHONPATH": os.environ.get("FASTSERVE_BASE", "")},
+        install_hint="set FASTSERVE_BASE to an older checkout's src directory",
+    ),
     Server("werkzeug", "werkzeug", _serve_self("werkzeug")),
     Server("waitress", "waitress", _serve_self("waitress"), install_hint="pip install waitress"),
     Server(

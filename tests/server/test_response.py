@@ -7,6 +7,7 @@ import http.client
 import re
 import sys
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -327,6 +328,10 @@ def test_passthrough_errors_on_a_threaded_server_keep_serving(serve: Any) -> Non
         with srv.connect() as s:
             s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
             assert Reader(s).response().body == b"alive"
+        # the client saw the close before the dying thread reached the hook
+        deadline = time.monotonic() + 10
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.01)
     finally:
         _threading.excepthook = old_hook
     assert len(seen) == 1 and isinstance(seen[0], KeyError)
