@@ -123,7 +123,13 @@ class StopSignals:
         deadline), as a second Ctrl+C does. Called from another thread."""
         with self._lock:
             if self.armed and self._previous:
-                _thread.interrupt_main(signal.SIGINT)
+                main = threading.main_thread().ident
+                if hasattr(signal, "pthread_kill") and main is not None:
+                    # a real signal: it also interrupts a blocking call (sleep,
+                    # recv) of the application, interrupt_main() does not
+                    signal.pthread_kill(main, signal.SIGINT)
+                else:  # pragma: no cover - Windows
+                    _thread.interrupt_main(signal.SIGINT)
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.received is None:
