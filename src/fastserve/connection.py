@@ -461,14 +461,8 @@ class HTTPConnection:
                 return data
             except BlockingIOError:
                 pass
-        server = self.server
         while True:
-            left = (
-                self.body_start
-                + server.body_timeout
-                + self.body_received / server.body_min_rate
-                - time.monotonic()
-            )
+            left = self._body_deadline() - time.monotonic()
             if left <= 0:
                 raise RequestBodyTimeout()
             if self.is_tls:
@@ -719,11 +713,25 @@ class HTTPConnection:
             self.buf = buf[end:]
             small = length <= server.preread_limit
         if small and not self.expect and reader.wire_left() != 0:
-            # the rest of a small body arrives while the connection waits in
-            # the poller: a client trickling it holds no thread
+            # the rest of a small body is received without blocking; what has
+            # not arrived yet arrives while the connection waits in the
+            # poller: a client trickling it holds no thread
             self.body_received = len(buf) - n
             self._start_feeding(reader, True)
-            return PARK
+            while True:
+                try:
+                    data = self._recv_nowait()
+                except OSError:
+                    return CLOSE
+                if data is None:
+                    return PARK
+                if not data:
+                    return CLOSE
+                done = self._absorb(data)
+                if done is True:
+                    break
+                if done is not None:
+                    return done
         return self._run(reader)
 
     def _start_feeding(self, reader: Any, preread: bool) -> None:
@@ -732,16 +740,41 @@ class HTTPConnection:
         self.preread = preread
         self.waiting = True
         if preread:
-            self.deadline = (
-                self.body_start + server.body_timeout + self.body_received / server.body_min_rate
-            )
+            self.deadline = self._body_deadline()
         else:
             self.body_received = 0
             self.deadline = time.monotonic() + server.drain_timeout
 
+    def _body_deadline(self) -> float:
+        """When the request body must be complete: ``body_timeout`` after the
+        head (or the ``100 Continue``), plus a second per ``body_min_rate``
+        bytes received (Apache ``mod_reqtimeout``'s ``MinRate``)."""
+        server = self.server
+        return self.body_start + server.body_timeout + self.body_received / server.body_min_rate
+
     def _feed(self, data: bytes) -> int:
         """Bytes for the body being received in the poller (a small body
         before the application runs, or an unread body being drained)."""
+        reader = self.feeding
+        done = self._absorb(data)
+        if done is None:
+            return PARK
+        if done is not True:
+            return done
+        if reader is not self.reader:  # a body received before the application
+            state = self._run(reader)
+        else:  # a drain
+            if type(reader) is ChunkedReader:
+                self.buf = reader.leftover
+            state = PARK
+        if state != PARK or self.waiting or not self.buf:
+            return state
+        return self._process(self.buf)
+
+    def _absorb(self, data: bytes) -> bool | int | None:
+        """Give ``data`` to the reader being fed: True when feeding is over,
+        None when it needs more, or the connection's fate (a bad chunk, a
+        drain over its limit)."""
         reader = self.feeding
         server = self.server
         preread = self.preread
@@ -754,28 +787,17 @@ class HTTPConnection:
             self.buf = self.buf + extra if self.buf else extra
         self.body_received += len(data) - len(extra)
         if preread:
-            if reader.wire_left() != 0:
-                if self.body_received <= server.preread_limit:
-                    self.deadline = (
-                        self.body_start
-                        + server.body_timeout
-                        + self.body_received / server.body_min_rate
-                    )
-                    return PARK
-                # a chunked body that turned out large: the application reads the rest
-            self._stop_feeding()
-            state = self._run(reader)
+            if reader.wire_left() != 0 and self.body_received <= server.preread_limit:
+                self.deadline = self._body_deadline()
+                return None
+            # complete, or a chunked body that turned out large: the
+            # application reads the rest itself
         else:
             reader.discard()
             if reader.wire_left() != 0:
-                return PARK if self.body_received <= server.drain_limit else LINGER
-            self._stop_feeding()
-            if type(reader) is ChunkedReader:
-                self.buf = reader.leftover
-            state = PARK
-        if state != PARK or self.waiting or not self.buf:
-            return state
-        return self._process(self.buf)
+                return None if self.body_received <= server.drain_limit else LINGER
+        self._stop_feeding()
+        return True
 
     def _stop_feeding(self) -> None:
         self.feeding = None

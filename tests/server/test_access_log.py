@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from server_helpers import LogCapture, Reader, hello_app
 from werkzeug import serving as wz_serving
@@ -299,6 +299,13 @@ def test_plain_targets_need_no_decoding(tail: str) -> None:
 
 @given(st.text(TARGET_CHARS, max_size=24), st.sampled_from(CODES))
 def test_any_target_logs_as_werkzeug_does(tail: str, code: int | str) -> None:
+    # targets werkzeug's own log_request cannot read are refused by the parser
+    # before any hook runs (tests/parser/test_target_readable.py)
+    for target in (tail, "/" + tail, "//" + tail):
+        try:
+            uri_to_iri(target)
+        except ValueError:
+            assume(False)
     capture = LogCapture()
     logger = logging.getLogger("werkzeug")
     old_level = logger.level
