@@ -553,16 +553,21 @@ class HTTPConnection:
         except OSError:
             pass
 
-    def linger_read(self) -> int:
-        """Discard what arrived while lingering: PARK, or CLOSE at EOF / limit."""
+    def _recv_or_state(self) -> bytes | int:
+        """What the socket has now, or PARK (nothing yet) / CLOSE (EOF, error)."""
         try:
             data = self._recv_nowait()
         except OSError:
             return CLOSE
         if data is None:
             return PARK
-        if not data:
-            return CLOSE
+        return data if data else CLOSE
+
+    def linger_read(self) -> int:
+        """Discard what arrived while lingering: PARK, or CLOSE at EOF / limit."""
+        data = self._recv_or_state()
+        if type(data) is int:
+            return data
         self.linger_bytes += len(data)
         return CLOSE if self.linger_bytes > self.server.linger_limit else PARK
 
@@ -719,14 +724,9 @@ class HTTPConnection:
             self.body_received = len(buf) - n
             self._start_feeding(reader, True)
             while True:
-                try:
-                    data = self._recv_nowait()
-                except OSError:
-                    return CLOSE
-                if data is None:
-                    return PARK
-                if not data:
-                    return CLOSE
+                data = self._recv_or_state()
+                if type(data) is int:
+                    return data
                 done = self._absorb(data)
                 if done is True:
                     break
@@ -974,14 +974,9 @@ class HTTPConnection:
                 self.buf = reader.leftover
             return PARK
         self._start_feeding(reader, False)
-        try:
-            data = self._recv_nowait()
-        except OSError:
-            return CLOSE
-        if data is None:
-            return PARK
-        if not data:
-            return CLOSE
+        data = self._recv_or_state()
+        if type(data) is int:
+            return data
         return self._feed(data)
 
     def _bind_handler(
