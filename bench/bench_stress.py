@@ -24,7 +24,8 @@ Scenarios (``--scenarios``, comma-separated; all by default):
 * ``idle-10k`` - 10,000 keep-alive connections, each sends one request, reads the reply and stays
   open; RLIMIT_NOFILE is raised to the hard limit (skipped when that is below 10,200);
 * ``fd-exhaustion`` - the server starts with RLIMIT_NOFILE 256 and 400 connections are opened and
-  held (nothing sent): CPU % and the lines the server writes to stderr over 10 s, then the 400
+  held, each having sent one byte (a silent one would wait in the kernel under TCP_DEFER_ACCEPT and
+  never reach accept()): CPU % and the lines the server writes to stderr over 10 s, then the 400
   are closed and a new client retries until served (time to first success);
 * ``soak`` - 200,000 (``--quick``: 20,000) keep-alive requests by wrk (runs of at most 5 s,
   stopped at a 60 s cap, 15 s with ``--quick``): req/s, errors, RSS before and after.
@@ -173,6 +174,7 @@ class RunningServer:
     def __init__(self, name: str, port: int, nofile: int, fastserve_path: str | None) -> None:
         self.name, self.port = name, port
         self.lines = 0
+        self.accept_lines = 0  # lines about accept() failing (out of descriptors)
         self.head: list[str] = []  # the first few lines written to stderr
         self.tail = b""
         self.proc = subprocess.Popen(
@@ -192,6 +194,7 @@ class RunningServer:
         pending = b""
         while chunk := self.proc.stderr.read1(65536):
             self.lines += chunk.count(b"\n")
+            self.accept_lines += chunk.count(b"accept()")
             if len(self.head) < 3:
                 pending += chunk
                 *complete, pending = pending.split(b"\n")
@@ -588,6 +591,7 @@ def run_attack(scenario: Scenario, server: RunningServer, monitor: Monitor, t: T
         window = time.monotonic() - window_start
         row.cpu_pct = cpu.percent()
         log_lines = server.lines - lines0
+        accept_lines = server.accept_lines  # the whole cell: the first comes before the window
     finally:
         stats = attacker.stop()
     row.rps_during, row.timeouts, row.errors = during.rps, during.timeouts, during.errors
@@ -616,7 +620,10 @@ def run_attack(scenario: Scenario, server: RunningServer, monitor: Monitor, t: T
             else f"new client NOT served within {cap:.0f} s after the attack ended"
         )
     if log_lines or scenario.mode == "hold":
-        text = f"{log_lines:,} stderr lines in {window:.0f} s"
+        text = (
+            f"{log_lines:,} stderr lines in {window:.0f} s"
+            f" ({accept_lines:,} about accept() in the whole cell)"
+        )
         if log_lines and server.head:
             row.details["log_head"] = server.head
             text += f" (first: `{server.head[0].strip()[:70]}`)"

@@ -241,7 +241,9 @@ class Attack:
             "trickle": TRICKLE_HEAD,
             "nonreader": NONREADER_REQUESTS,
             "idle": HELLO_REQUEST,
-            "hold": b"",
+            # one byte: TCP_DEFER_ACCEPT keeps silent connections in the kernel,
+            # so only connections that sent something reach accept()
+            "hold": b"G",
         }[mode]
         ticker = None
         if mode == "slow-heads":

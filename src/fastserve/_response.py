@@ -303,6 +303,11 @@ class Exchange:
             conn.push(head)
             conn.push(body)
 
+    def commit_length(self, total: int) -> bytes:
+        """The head of a body of ``total`` bytes whose pieces follow through
+        :meth:`encode` (a large list response)."""
+        return self._commit(total)
+
     def encode_end(self) -> bytes:
         """The application's iterable is exhausted: what is left to send (the
         head of an empty body, the last chunk)."""

@@ -90,6 +90,10 @@ WRITE = 4  # a response waits for the socket to drain: poll it for writability
 _RECV_SIZE = 65536
 # Windows has neither: recv() there is preceded by a zero-timeout select() instead
 _MSG_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
+# A list response up to this size is joined and sent with its head in one
+# send; a larger one goes out piece by piece as the socket drains, so a client
+# that does not read costs the list (the application's objects), not a copy.
+JOIN_LIMIT = 65536
 _HAS_POLL = hasattr(select, "poll")
 
 
@@ -865,8 +869,15 @@ class HTTPConnection:
                 for data in result:
                     self.push(exchange.encode(data))
                 self.push(exchange.encode_end())
+            elif len(result) == 1:
+                exchange.send_whole(result[0])
             else:
-                exchange.send_whole(result[0] if len(result) == 1 else b"".join(result))
+                total = _list_size(result)
+                if total > JOIN_LIMIT:  # pieces go out as the socket takes them
+                    self.push(exchange.commit_length(total))
+                    self.resp_iter = iter(result)
+                    return self._pump()
+                exchange.send_whole(b"".join(result))
             if self.out:
                 return self._wait_for_socket()
             return self._after_response()
@@ -1067,3 +1078,14 @@ def _wait_for(fd: int, events: int, timeout: float) -> bool:
     poller = select.poll()
     poller.register(fd, events)
     return bool(poller.poll(max(0.0, timeout) * 1000.0))
+
+
+def _list_size(pieces: list[Any]) -> int:
+    """The body length of a list response; -1 when a piece is not bytes (the
+    join then raises as it always did, before anything was sent)."""
+    total = 0
+    for piece in pieces:
+        if type(piece) is not bytes:
+            return -1
+        total += len(piece)
+    return total
