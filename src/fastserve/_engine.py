@@ -523,7 +523,7 @@ class Engine:
                     deadline = conn.deadline
                     if deadline == _IDLE:
                         conn.deadline = idle_deadline
-                    elif deadline <= now:
+                    elif deadline <= now and not conn.still_sending(now):
                         conn.parked = False
                         expired.append(conn)
         for conn in expired:

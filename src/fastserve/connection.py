@@ -64,6 +64,7 @@ from . import _logging
 from ._body import EMPTY_INPUT, ChunkedReader, ContentLengthReader, RequestBodyTimeout
 from ._environ import connection_environ, headers_from_environ
 from ._response import CONTINUE, Exchange, error_response
+from ._sendqueue import queued_bytes
 from ._tls import connection_dropped_errors
 from .errors import BodyTooLargeError, HTTPParseError
 from .parser import RequestParser
@@ -255,6 +256,7 @@ class HTTPConnection:
         "out",
         "stalled_since",
         "stalled_sent",
+        "stalled_queued",
         "resp_iter",
         "resp_result",
     )
@@ -313,6 +315,7 @@ class HTTPConnection:
         self.out: deque[Any] = deque()
         self.stalled_since = 0.0
         self.stalled_sent = 0
+        self.stalled_queued: int | None = None
         #: the application's iterator (and iterable, for close()) while a response waits
         self.resp_iter: Any = None
         self.resp_result: Any = None
@@ -363,6 +366,7 @@ class HTTPConnection:
             out.append(memoryview(data)[sent:])
             self.stalled_since = time.monotonic()
             self.stalled_sent = 0
+            self.stalled_queued = queued_bytes(self.sock)
             self.deadline = self.stalled_since + self.server.send_timeout
 
     def _flush(self) -> bool:
@@ -392,6 +396,23 @@ class HTTPConnection:
             )
             return False
         return True
+
+    def still_sending(self, now: float) -> bool:
+        """The deadline of a waiting response passed: True (and a later
+        deadline) when the client nevertheless took bytes out of the kernel's
+        send queue at ``send_min_rate`` - the socket stays unwritable until a
+        large kernel buffer has half drained, so this thread's own sends
+        undercount a slow but steady reader."""
+        start = self.stalled_queued
+        if not self.writing or start is None:
+            return False
+        queued = queued_bytes(self.sock)
+        if queued is None:
+            return False
+        server = self.server
+        delivered = start + self.stalled_sent - queued
+        self.deadline = self.stalled_since + server.send_timeout + delivered / server.send_min_rate
+        return self.deadline > now
 
     def send(self, data: bytes) -> None:
         """Send all of ``data``, blocking this thread until the socket took it

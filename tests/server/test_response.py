@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import re
+import socket
 import sys
 import threading
 import time
@@ -169,6 +170,103 @@ def test_non_bytes_body_is_an_error(serve: Any, logs: Any) -> None:
     resp = get(serve(app))
     assert resp.status == 500
     logs.wait_for("applications must write bytes")
+
+
+BIG_PIECE = bytes(range(256)) * 256  # 64 KiB
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_large_list_body_goes_out_whole_with_its_length(serve: Any, method: str) -> None:
+    # more than JOIN_LIMIT: sent piece by piece, still framed by Content-Length
+    pieces = [BIG_PIECE, b"middle", BIG_PIECE, BIG_PIECE]
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [])
+        return pieces
+
+    srv = serve(app)
+    with srv.connect() as s:
+        s.sendall(f"{method} / HTTP/1.1\r\nHost: x\r\n\r\n".encode() * 2)  # pipelined
+        reader = Reader(s)
+        for _ in range(2):
+            resp = reader.response(head_only=method == "HEAD")
+            if method == "GET":
+                assert resp.header("Content-Length") == str(sum(map(len, pieces)))
+                assert resp.body == b"".join(pieces)
+            else:  # as for a small list: no framing headers, no body
+                assert resp.header("Content-Length") is None
+                assert resp.body == b""
+
+
+def test_large_list_body_longer_than_declared_is_cut(serve: Any) -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Length", "70000")])
+        return [BIG_PIECE, BIG_PIECE]
+
+    srv = serve(app)
+    with srv.connect() as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = recv_all(s)
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert b"Connection: close" in head
+    assert body == (BIG_PIECE * 2)[:70000]
+
+
+def test_large_list_with_a_non_bytes_piece_is_a_500(serve: Any, logs: Any) -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> list[Any]:
+        start_response("200 OK", [])
+        return [BIG_PIECE, BIG_PIECE, "text"]
+
+    assert get(serve(app)).status == 500
+
+
+def _big_list_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    start_response("200 OK", [])
+    return [BIG_PIECE] * 128  # 8 MiB: more than the kernel's send buffer takes
+
+
+def _stalled_client(srv: Any) -> socket.socket:
+    sock = srv.connect()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    return sock
+
+
+def test_a_client_not_reading_a_large_list_holds_no_thread(serve: Any) -> None:
+    srv = serve(_big_list_app)
+    assert get(srv).status == 200
+    threads = threading.active_count()
+    with _stalled_client(srv):
+        time.sleep(0.5)
+        for _ in range(3):  # others are served meanwhile, on the same threads
+            resp = get(srv)
+            assert resp.status == 200 and len(resp.body) == len(BIG_PIECE) * 128
+        assert threading.active_count() <= threads
+
+
+def test_a_slow_steady_reader_is_not_cut(
+    serve: Any, logs: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the socket stays unwritable until the kernel's (large) send queue half
+    # drains; what the kernel delivered counts as progress (SIOCOUTQ)
+    from fastserve import connection
+
+    queued = [8 << 20]
+    reading = [True]
+
+    def fake_queued_bytes(sock: socket.socket) -> int:
+        if reading[0]:
+            queued[0] -= 4096  # the client took 4 KiB since the last look
+        return queued[0]
+
+    monkeypatch.setattr(connection, "queued_bytes", fake_queued_bytes)
+    srv = serve(_big_list_app, send_timeout=0.2, send_min_rate=500)
+    with _stalled_client(srv):
+        time.sleep(2.5)  # past the deadline twice over: the sweep looked (once a second)
+        assert queued[0] < 8 << 20
+        assert "did not read the response in time" not in logs.text()
+        reading[0] = False  # now it stops reading
+        logs.wait_for("Client did not read the response in time", timeout=10)
 
 
 class Closing:
