@@ -351,6 +351,10 @@ class Recorder:
             return [bytes(stream) for stream in self._streams]
 
     def close(self) -> None:
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept() (Linux)
+        except OSError:
+            pass
         self._listener.close()
         with self._lock:
             sockets = list(self._sockets)
