@@ -10,7 +10,7 @@ app, across processes), and is answered with the same record as JSON:
 this process carried it: the app keeps every ``werkzeug.socket`` it saw, so identities
 are never reused), ``method``, ``uri``, ``body`` (latin-1), the addresses after
 ``ProxyFix`` and the forwarded headers as received. ``started`` is the time the request
-reached the app; ``/slow/SECONDS/...`` then sleeps that long. ``/stream/N`` streams N
+reached the app; ``/slow/SECONDS/...`` then sleeps that long before it answers. ``/stream/N`` streams N
 lines with no length (and is not recorded); ``/ensure`` answers the parser
 implementation the server loaded.
 """
@@ -68,13 +68,10 @@ def _app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[byt
         count = int(environ["PATH_INFO"].rsplit("/", 1)[1])
         start_response("200 OK", [("Content-Type", "text/plain")])
         return (b"line %d\n" % i for i in range(count))
-    started = time.time()
-    if environ["PATH_INFO"].startswith("/slow/"):  # /slow/SECONDS/anything
-        time.sleep(float(environ["PATH_INFO"].split("/")[2]))
     orig = environ.get("werkzeug.proxy_fix.orig", {})
     record = {
         "instance": os.environ.get("PROXIED_APP_NAME", ""),
-        "started": started,
+        "started": time.time(),
         "conn": _connection_index(environ["werkzeug.socket"]),
         "method": environ["REQUEST_METHOD"],
         "uri": environ["REQUEST_URI"],
@@ -93,6 +90,8 @@ def _app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[byt
     line = json.dumps(record)
     with _lock, open(os.environ["PROXIED_APP_CALLS"], "a") as calls:
         calls.write(line + "\n")
+    if environ["PATH_INFO"].startswith("/slow/"):  # /slow/SECONDS/anything
+        time.sleep(float(environ["PATH_INFO"].split("/")[2]))
     body = line.encode()
     start_response(
         "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
