@@ -396,6 +396,14 @@ def frame(impl: ModuleType, stream: bytes) -> list[tuple[str, str, bytes]]:
     return messages
 
 
+def wait_for(condition: Any, what: str, timeout: float = 20) -> None:
+    """Poll ``condition()`` until it is true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
 def recv_until_closed(sock: socket.socket, limit: int = 16 * 1024 * 1024) -> bytes:
     """Everything the peer sends until it closes (a reset ends it too), bounded by ``limit``."""
     parts, size = [], 0

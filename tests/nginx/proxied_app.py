@@ -1,18 +1,17 @@
 """The WSGI app the nginx tests serve with ``fastserve proxied_app:app`` (cwd: this directory).
 
-It sits behind werkzeug's ``ProxyFix`` exactly as ``docs/nginx.md`` tells users to
-(one proxy: trust one ``X-Forwarded-For``/``-Proto``/``-Host``/``-Port`` value). Every request
-except the readiness probe ``/ensure`` reads its whole body, is appended as one JSON
-line to the file named by ``PROXIED_APP_CALLS`` (so a test can prove what reached the
-app, across processes), and is answered with the same record as JSON:
+It sits behind werkzeug's ``ProxyFix`` exactly as ``docs/nginx.md`` tells users to (one
+proxy: trust one ``X-Forwarded-For``/``-Proto``/``-Host``/``-Port`` value). Every request
+except the readiness probe ``/ensure`` and ``/stream/N`` reads its whole body, is appended
+as one JSON line to the file named by ``PROXIED_APP_CALLS`` (so a test can prove what
+reached the app, across processes), and is answered with the same record as JSON:
 
-``instance`` (``PROXIED_APP_NAME``), ``conn`` (the how-manieth upstream connection of
-this process carried it: the app keeps every ``werkzeug.socket`` it saw, so identities
-are never reused), ``method``, ``uri``, ``body`` (latin-1), the addresses after
-``ProxyFix`` and the forwarded headers as received. ``started`` is the time the request
-reached the app; ``/slow/SECONDS/...`` then sleeps that long before it answers. ``/stream/N`` streams N
-lines with no length (and is not recorded); ``/ensure`` answers the parser
-implementation the server loaded.
+``instance`` (``PROXIED_APP_NAME``), ``started`` (when it reached the app), ``conn`` (the
+how-manieth upstream connection of this process carried it: the app keeps every
+``werkzeug.socket`` it saw, so identities are never reused), ``method``, ``uri``, ``body``
+(latin-1), the addresses after ``ProxyFix`` and the forwarded headers as received.
+``/slow/SECONDS/...`` is recorded, then sleeps that long before it answers. ``/stream/N``
+streams N lines with no length; ``/ensure`` answers the parser implementation loaded.
 """
 
 from __future__ import annotations

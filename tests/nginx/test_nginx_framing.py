@@ -24,13 +24,12 @@ its own (``Content-Length``, or its own chunks when it streams a body).
 from __future__ import annotations
 
 import socket
-import time
 from types import ModuleType
 from typing import Any, NamedTuple
 
 import pytest
 from conftest import Processes
-from nginx_helpers import Fastserve, Nginx, Recorder, frame, recv_until_closed
+from nginx_helpers import Fastserve, Nginx, Recorder, frame, recv_until_closed, wait_for
 
 pytestmark = [pytest.mark.live, pytest.mark.nginx, pytest.mark.timeout(120)]
 
@@ -170,13 +169,6 @@ def recorded(module_processes: Processes) -> tuple[Nginx, Recorder, Fastserve]:
     server = module_processes.fastserve()
     recorder = module_processes.recorder(server)
     return module_processes.nginx(recorder), recorder, server
-
-
-def wait_for(condition: Any, what: str, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 class Marks:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from conftest import Processes
-from nginx_helpers import Fastserve, Nginx, documented_config
+from nginx_helpers import Fastserve, Nginx, documented_config, wait_for
 
 pytestmark = [pytest.mark.live, pytest.mark.nginx, pytest.mark.timeout(120)]
 
@@ -118,6 +118,11 @@ def test_proxy_fix_gives_the_client_view(proxied: tuple[Nginx, Fastserve]) -> No
     assert record["scheme"] == "http"
     assert record["host"] == f"app.example:{nginx.port}"
     assert record["server_port"] == str(nginx.port)
+    # The access log line (werkzeug's handler logs the environ's REMOTE_ADDR) shows it too.
+    wait_for(lambda: '"GET /who HTTP/1.1" 200' in server.log(), "the access log line")
+    assert [line.split()[0] for line in server.log().splitlines() if "GET /who " in line] == [
+        "127.0.0.1"
+    ]
 
 
 def test_streamed_response_arrives_whole(proxied: tuple[Nginx, Fastserve]) -> None:

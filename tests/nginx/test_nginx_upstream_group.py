@@ -13,11 +13,10 @@ import signal
 import threading
 import time
 from collections import Counter
-from typing import Any
 
 import pytest
 from conftest import Processes
-from nginx_helpers import Fastserve, Nginx
+from nginx_helpers import Fastserve, Nginx, wait_for
 
 pytestmark = [pytest.mark.live, pytest.mark.nginx, pytest.mark.timeout(120)]
 
@@ -28,13 +27,6 @@ SLOW = 0.3  # seconds each request of the stop test spends in the app
 def group(processes: Processes) -> tuple[Nginx, Fastserve, Fastserve]:
     first, second = processes.fastserve(), processes.fastserve()
     return processes.nginx(first, second), first, second
-
-
-def wait_for(condition: Any, what: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
 
 
 def test_requests_spread_over_both_instances(group: tuple[Nginx, Fastserve, Fastserve]) -> None:
