@@ -11,6 +11,8 @@
   or a unix socket and reads back the requests the app recorded.
 - :class:`Recorder` is a transparent byte pipe between nginx and fastserve that keeps
   every byte nginx wrote upstream, one stream per connection.
+- :class:`Processes` starts those in one scratch directory and stops them with an
+  ``ExitStack``.
 - :func:`frame` cuts such a stream into messages with a parser implementation.
 
 Kept out of ``conftest.py`` so that test modules import it by a unique name.
@@ -26,8 +28,10 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -367,6 +371,41 @@ class Recorder:
             thread.join(10)
         for sock in sockets:
             sock.close()
+
+
+class Processes:
+    """Starts fastserve instances, recorders and nginx in a short scratch directory."""
+
+    def __init__(self, stack: ExitStack, nginx_binary: str, impl: str) -> None:
+        # Short: unix socket paths live here (at most 107 bytes).
+        self.workdir = Path(tempfile.mkdtemp(prefix="fs-ngx-"))
+        stack.callback(shutil.rmtree, self.workdir, ignore_errors=True)
+        self._stack, self._binary, self.impl = stack, nginx_binary, impl
+        self._count = 0
+
+    def _next(self, name: str) -> str:
+        self._count += 1
+        return f"{name}{self._count}"
+
+    def fastserve(self, unix: bool = False) -> Fastserve:
+        name = self._next("fs")
+        server = Fastserve(
+            self.workdir, self.impl, name, unix=self.workdir / f"{name}.sock" if unix else None
+        )
+        self._stack.callback(server.stop)
+        return server
+
+    def recorder(self, upstream: Fastserve) -> Recorder:
+        recorder = Recorder(upstream.connect)
+        self._stack.callback(recorder.close)
+        return recorder
+
+    def nginx(self, *upstreams: Any) -> Nginx:
+        """nginx with a ``server`` line per upstream (:class:`Fastserve`, :class:`Recorder`)."""
+        workdir = self.workdir / self._next("nginx")
+        proxy = Nginx(self._binary, workdir, [upstream.upstream for upstream in upstreams])
+        self._stack.callback(proxy.stop)
+        return proxy
 
 
 def frame(impl: ModuleType, stream: bytes) -> list[tuple[str, str, bytes]]:

@@ -28,8 +28,7 @@ from types import ModuleType
 from typing import Any, NamedTuple
 
 import pytest
-from conftest import Processes
-from nginx_helpers import Fastserve, Nginx, Recorder, frame, recv_until_closed, wait_for
+from nginx_helpers import Fastserve, Nginx, Processes, Recorder, frame, recv_until_closed, wait_for
 
 pytestmark = [pytest.mark.live, pytest.mark.nginx, pytest.mark.timeout(120)]
 

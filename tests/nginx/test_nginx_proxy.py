@@ -14,8 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import Processes
-from nginx_helpers import Fastserve, Nginx, documented_config, wait_for
+from nginx_helpers import Fastserve, Nginx, Processes, documented_config, wait_for
 
 pytestmark = [pytest.mark.live, pytest.mark.nginx, pytest.mark.timeout(120)]
 

@@ -15,8 +15,7 @@ import time
 from collections import Counter
 
 import pytest
-from conftest import Processes
-from nginx_helpers import Fastserve, Nginx, wait_for
+from nginx_helpers import Fastserve, Nginx, Processes, wait_for
 
 pytestmark = [pytest.mark.live, pytest.mark.nginx, pytest.mark.timeout(120)]
 
