@@ -107,10 +107,16 @@ class Nginx:
         self.access_log_path = workdir / "access.log"
         self.error_log_path = workdir / "error.log"
         conf = workdir / "nginx.conf"
-        conf.write_text(self._config(binary, servers))
+        built = subprocess.run([binary, "-V"], capture_output=True, text=True, timeout=30).stderr
+        conf.write_text(self._config(built, servers))
+        command = [binary, "-p", str(workdir), "-c", str(conf)]
+        version = re.search(r"nginx/(\d+)\.(\d+)\.(\d+)", built)
+        if version and tuple(map(int, version.groups())) >= (1, 19, 5):  # -e: since 1.19.5
+            # The error log before the configuration is read (else a path under /var/log).
+            command += ["-e", str(self.error_log_path)]
         self._output = open(workdir / "output.log", "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [binary, "-p", str(workdir), "-c", str(conf), "-e", str(self.error_log_path)],
+            command,
             stdin=subprocess.DEVNULL,
             stdout=self._output,
             stderr=subprocess.STDOUT,
@@ -121,10 +127,10 @@ class Nginx:
             self.stop()
             raise
 
-    def _config(self, binary: str, servers: list[str]) -> str:
+    def _config(self, built: str, servers: list[str]) -> str:
+        """The configuration; ``built`` is ``nginx -V``'s output (the modules compiled in)."""
         documented = documented_config()
         w = self.workdir
-        built = subprocess.run([binary, "-V"], capture_output=True, text=True, timeout=30).stderr
         # Every temp path nginx knows must be writable, or it refuses to start.
         temp_paths = [f"client_body_temp_path {w}/client_body;", f"proxy_temp_path {w}/proxy;"]
         for module in ("fastcgi", "uwsgi", "scgi"):
