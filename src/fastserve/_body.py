@@ -194,16 +194,20 @@ class ContentLengthReader(_Reader):
             while self._left > 0:
                 parts.append(self._recv(self._left))
             return b"".join(parts)
-        if avail:
-            if size >= avail:
-                self._buf = b""
-                self._pos = 0
-                return buf[pos:] if pos else buf
+        if size <= avail:
             self._pos = pos + size
             return buf[pos : pos + size]
-        if size == 0 or self._left <= 0:
-            return b""
-        return self._recv(size)
+        # size bytes or the rest of the body, as werkzeug's buffered socket
+        # file gives them: apps read CONTENT_LENGTH bytes with one read()
+        parts = [buf[pos:]] if avail else []
+        self._buf = b""
+        self._pos = 0
+        want = size - avail
+        while want > 0 and self._left > 0:
+            data = self._recv(want)
+            parts.append(data)
+            want -= len(data)
+        return b"".join(parts) if len(parts) != 1 else parts[0]
 
     def _peek_line(self, limit: int) -> int:
         # Make the buffer hold a whole line (or ``limit`` bytes, or the rest of
@@ -298,8 +302,8 @@ class ChunkedReader(_Reader):
             out = bytes(buf)
             buf.clear()
             return out
-        while not buf and size and not self.done:
-            self._fill()  # a short read returns what has arrived
+        while len(buf) < size and not self.done:
+            self._fill()  # size bytes or the rest of the body, as werkzeug's DechunkedInput
         out = bytes(buf[:size])
         del buf[:size]
         return out

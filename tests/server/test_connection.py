@@ -169,6 +169,40 @@ def test_tls_client_hello_on_plain_port_gets_400_without_traceback(serve: Any, l
     assert "Traceback" not in logs.text()
 
 
+@pytest.mark.parametrize("chunked", [False, True])
+def test_one_read_of_n_bytes_returns_n_bytes(serve: Any, chunked: bool) -> None:
+    # as werkzeug's buffered wsgi.input: read(n) waits for n bytes (or the end)
+    body = bytes(range(256)) * 1024  # 256 KiB, arriving in several recv()s
+    sizes: list[int] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        stream = environ["wsgi.input"]
+        first = stream.read(len(body) - 1000)
+        rest = stream.read(5000)  # more than is left: the rest
+        sizes.extend([len(first), len(rest), len(stream.read(10))])
+        start_response("200 OK", [])
+        return [b"ok" if first + rest == body else b"mismatch"]
+
+    srv = serve(app)
+    if chunked:
+        framing = b"Transfer-Encoding: chunked\r\n\r\n"
+        payload = b"".join(
+            b"%x\r\n%s\r\n" % (4096, body[i : i + 4096]) for i in range(0, len(body), 4096)
+        )
+        payload += b"0\r\n\r\n"
+    else:
+        framing = b"Content-Length: %d\r\n\r\n" % len(body)
+        payload = body
+    with srv.connect() as s:
+        s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\n" + framing)
+        for i in range(0, len(payload), 10000):  # in pieces, so reads find part of it
+            s.sendall(payload[i : i + 10000])
+            time.sleep(0.001)
+        resp = Reader(s).response()
+    assert resp.body == b"ok"
+    assert sizes == [len(body) - 1000, 1000, 0]
+
+
 def test_expect_continue_sent_once_when_the_app_reads(serve: Any) -> None:
     def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
         body = environ["wsgi.input"].read()
