@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from reload_harness import Reloading, write_module
 
-from fastserve import _standby
-from fastserve._standby import Program, parse_program
+from fastserve._reloader import _standby
+from fastserve._reloader._standby import Program, parse_program
 
 
 @pytest.mark.parametrize(

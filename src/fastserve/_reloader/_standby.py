@@ -1,4 +1,9 @@
-"""Warm standby for the reloader (opt-in: ``FASTSERVE_RELOADER_PRELOAD=1``).
+"""The reloader parent's warm standby (opt-in: ``FASTSERVE_RELOADER_PRELOAD=1``).
+
+Part of the reloader's process protocol (:mod:`._process`): it replaces
+:func:`._process.run_children` in the parent when the opt-in is set, and the
+child side (:func:`claim_channel`, :func:`report_modules`, :func:`report_change`)
+runs in every reloader child.
 
 A restart is dominated by the new child's cold start: the interpreter, then
 importing Flask and friends (0.25 s on a quiet 2-core machine, more under
@@ -38,6 +43,8 @@ import threading
 import time
 import typing as t
 
+from . import _process
+
 PRELOAD_ENV = "FASTSERVE_RELOADER_PRELOAD"
 CHANNEL_ENV = "FASTSERVE_RELOADER_CHANNEL"
 GO_ENV = "FASTSERVE_RELOADER_GO"
@@ -52,7 +59,7 @@ _OPTIONS_WITH_VALUE = frozenset("WX")
 #: What the standby interpreter runs with ``-c`` (argv[1] = the program as JSON).
 STANDBY_CODE = """\
 import sys
-from fastserve._standby import standby_main
+from fastserve._reloader._standby import standby_main
 standby_main(sys.argv[1])
 """
 
@@ -217,7 +224,7 @@ def standby_main(program_json: str) -> None:
             os._exit(0)
     if not line.startswith("go "):
         os._exit(0)  # the parent went away or discarded us
-    os.environ["FASTSERVE_RELOADER_SPAWN_TIME"] = line[3:].strip()
+    os.environ[_process.SPAWN_TIME_ENV] = line[3:].strip()
     run_program(program, spec["orig_argv"])
 
 
@@ -263,15 +270,13 @@ class Supervisor:
         self.reader = threading.Thread(target=self._read_channel, daemon=True)
 
     def _env(self) -> dict[str, str]:
-        env = os.environ.copy()
-        env["WERKZEUG_RUN_MAIN"] = "true"
-        env["FASTSERVE_RELOADER_SPAWN_TIME"] = repr(time.time())
+        env = _process.child_environ()
         env[CHANNEL_ENV] = str(self.write_fd)
         return env
 
     def _spawn_cold(self) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
-            [sys.executable, *sys.orig_argv[1:]], env=self._env(), close_fds=False
+            _process._get_args_for_reloading(), env=self._env(), close_fds=False
         )
 
     def _spawn_standby(self, modules: str) -> None:
@@ -315,7 +320,8 @@ class Supervisor:
                         self._spawn_standby(value)
 
     def run(self, prefixes: tuple[str, ...], wait: t.Callable[[t.Any], int]) -> int:
-        """Supervise children until one exits with something else than 3."""
+        """Supervise children until one exits with something else than
+        :data:`._process.RESTART_CODE`; return that exit code."""
         self.reader.start()
         try:
             self.log("info", f" * Restarting with {self.name}")
@@ -323,7 +329,7 @@ class Supervisor:
                 self.active = self._spawn_cold()
             while True:
                 code = wait(self.active)
-                if code != 3:
+                if code != _process.RESTART_CODE:
                     return code
                 self.log("info", f" * Restarting with {self.name}")
                 with self.lock:
