@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import types
 from pathlib import Path
 from unittest.mock import Mock, patch
@@ -36,6 +37,7 @@ from fastserve._reloader import (
     _get_args_for_reloading,
     _process,
     _Scan,
+    _scan,
     reloader_loops,
     run_with_reloader,
 )
@@ -400,11 +402,28 @@ def test_watchfiles_polls_once_when_its_watcher_went_live(tree: Path, monkeypatc
 
 
 def test_watchfiles_reports_a_change_in_a_watched_directory(tree: Path) -> None:
-    loop = WatchfilesReloaderLoop(interval=5)
+    mod = tree / "pkg" / "mod.py"
+    loop = WatchfilesReloaderLoop(interval=0.2)
     with loop:
-        assert loop._changes is not None
-        next(loop._changes)  # the first report (a timeout) starts the watcher
-        loop._fresh = False
-        bump(tree / "pkg" / "mod.py")
-        # notify reports within the interval: no polling involved here.
-        assert loop.should_restart() == str(tree / "pkg" / "mod.py")
+        # the first wait starts the watcher (and polls once: nothing changed yet)
+        assert loop.should_restart() is None
+        # mod.py's directory is watched, so only a notification can report it
+        assert str(mod) not in loop._scan.polled_files()
+        bump(mod)
+        deadline = time.monotonic() + 30
+        while (changed := loop.should_restart()) is None and time.monotonic() < deadline:
+            pass
+        assert changed == str(mod)
+
+
+def test_assigning_stat_ignore_scan_on_the_package_reaches_the_scan(tree: Path) -> None:
+    # werkzeug's live_apps/reloader_app.py assigns it on the package, plainly.
+    before = _reloader._stat_ignore_scan
+    _reloader._stat_ignore_scan = (str(tree),)
+    try:
+        assert _scan._stat_ignore_scan == (str(tree),)
+        assert ours(_find_stat_paths(set(), set()), tree) == set()
+    finally:
+        _reloader._stat_ignore_scan = before
+    assert _scan._stat_ignore_scan == before
+    assert ours(_find_stat_paths(set(), set()), tree) == {"app.py", "pkg/mod.py"}
