@@ -18,7 +18,9 @@ Protocol (all pipes inherited by number through environment variables):
 
 - child -> parent, one shared pipe (``FASTSERVE_RELOADER_CHANNEL``), lines
   ``<pid> M <name>,<name>,...`` (installed modules, once serving) and
-  ``<pid> C <path>`` (the change that triggers its restart);
+  ``<pid> C <path>`` (the change that triggers its restart); the parent
+  writes ``<its pid> S`` there itself after a child exited, to know its reader
+  has read everything the child wrote (:meth:`Supervisor.sync`);
 - parent -> standby, one pipe each (``FASTSERVE_RELOADER_GO``): a line of
   module names to preload, then ``go <spawn time>``.
 
@@ -52,6 +54,10 @@ GO_ENV = "FASTSERVE_RELOADER_GO"
 #: Programs that patch the stdlib in place must import it themselves, first:
 #: no standby is offered when one of these was imported.
 _ORDER_SENSITIVE = ("gevent", "eventlet")
+
+#: Seconds the parent waits for its channel reader to catch up after a child
+#: exited (:meth:`Supervisor.sync`); only a dead reader makes it wait that long.
+_SYNC_TIMEOUT = 2.0
 
 #: Interpreter options that take a value (``-W x`` or ``-Wx``).
 _OPTIONS_WITH_VALUE = frozenset("WX")
@@ -268,6 +274,8 @@ class Supervisor:
         self.read_fd, self.write_fd = os.pipe()
         os.set_inheritable(self.write_fd, True)
         self.reader = threading.Thread(target=self._read_channel, daemon=True)
+        #: set by the reader when it reaches this process's own marker line
+        self.synced = threading.Event()
 
     def _env(self) -> dict[str, str]:
         env = _process.child_environ()
@@ -310,6 +318,9 @@ class Supervisor:
             for raw in channel:
                 pid_text, _, rest = raw.decode(errors="replace").rstrip("\n").partition(" ")
                 kind, _, value = rest.partition(" ")
+                if pid_text == str(os.getpid()) and kind == "S":
+                    self.synced.set()
+                    continue
                 with self.lock:
                     active = self.active
                     if active is None or str(active.pid) != pid_text:
@@ -318,6 +329,18 @@ class Supervisor:
                         self.changed[active.pid] = value
                     elif kind == "M" and self.standby is None:
                         self._spawn_standby(value)
+
+    def sync(self) -> bool:
+        """Return once the reader has handled every line written so far.
+
+        A child writes its ``C`` line before it exits, but the reader thread
+        may not have read it when the parent sees the exit: the parent writes
+        a marker line after it and waits for the reader to reach it (the pipe
+        keeps order). Bounded by :data:`_SYNC_TIMEOUT`; ``False`` on timeout.
+        """
+        self.synced.clear()
+        os.write(self.write_fd, f"{os.getpid()} S\n".encode())
+        return self.synced.wait(timeout=_SYNC_TIMEOUT)
 
     def run(self, prefixes: tuple[str, ...], wait: t.Callable[[t.Any], int]) -> int:
         """Supervise children until one exits with something else than
@@ -332,6 +355,7 @@ class Supervisor:
                 if code != _process.RESTART_CODE:
                     return code
                 self.log("info", f" * Restarting with {self.name}")
+                self.sync()
                 with self.lock:
                     changed = self.changed.pop(self.active.pid, None)
                     standby = self.standby
