@@ -22,7 +22,7 @@ Configurations (server / reloader):
 - ``fastserve``: ``fastserve.serving.run_simple`` (skipped with a note when
   that module is not importable); ``+preload`` rows set
   ``FASTSERVE_RELOADER_PRELOAD=1`` (the opt-in warm standby, see
-  ``fastserve._standby``).
+  ``fastserve._reloader._standby``).
 
 A ``(floor)`` row per server is the cold start of the app's reloader child
 alone (spawn to first answer), measured in the same rounds: no reloader can

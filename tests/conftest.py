@@ -62,7 +62,7 @@ _hypothesis_settings.load_profile(
 def _restore_handler_protocol_version():
     """Undo the sticky ``protocol_version`` a threaded server sets on the handler class.
 
-    werkzeug (and so fastserve, spec §1.3) sets ``protocol_version = "HTTP/1.1"`` on
+    werkzeug (and so fastserve, which keeps its handler) sets ``protocol_version = "HTTP/1.1"`` on
     the handler *class* the first time a threaded or forking server is built; within
     one test process that would leak into later tests of the plain HTTP/1.0 server.
     """

@@ -3,12 +3,11 @@ HTTP/1.1 request parser."""
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from ._install import install, uninstall  # noqa: E402
-from .errors import HTTPParseError  # noqa: E402
-from .parser import PARSER_IMPL, parse_request  # noqa: E402
-from .serving import (  # noqa: E402
+from ._install import install, uninstall
+from ._version import __version__
+from .errors import HTTPParseError
+from .parser import PARSER_IMPL, parse_request
+from .serving import (
     BaseWSGIServer,
     ForkingWSGIServer,
     ThreadedWSGIServer,

@@ -2,7 +2,8 @@
 
 werkzeug logs through ``werkzeug._internal._log``: on first use it takes the
 ``"werkzeug"`` logger, sets INFO when no level is set, and adds one coloured
-stderr handler when no handler in the chain would print INFO records. fastserve
+stderr handler when no handler in the chain would print INFO records (this and
+the other private werkzeug names come from :mod:`fastserve._werkzeug_private`). fastserve
 calls the very same function (looked up at call time), so the handler-adding
 check is shared: however many of werkzeug's and fastserve's log lines a process
 emits (the debugger logs through werkzeug), only one handler is ever added, and
@@ -43,9 +44,11 @@ import time
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from werkzeug import _internal as _wz_internal
 from werkzeug.serving import WSGIRequestHandler as _WzHandler
-from werkzeug.serving import _ansi_style
+
+from ._werkzeug_private import ansi_style as _ansi_style
+from ._werkzeug_private import control_char_table as _control_char_table
+from ._werkzeug_private import internal as _wz_internal
 
 __all__ = [
     "_ansi_style",
@@ -120,7 +123,7 @@ def fast_access_log(cls: type) -> bool:
         cls.log is _WzHandler.log  # type: ignore[attr-defined]
         and cls.log_date_time_string is BaseHTTPRequestHandler.log_date_time_string  # type: ignore[attr-defined]
         and cls.monthname is _MONTHS  # type: ignore[attr-defined]
-        and cls._control_char_table is _WzHandler._control_char_table  # type: ignore[attr-defined]
+        and cls._control_char_table is _control_char_table  # type: ignore[attr-defined]
     )
 
 

@@ -34,9 +34,8 @@ from http import HTTPStatus
 from time import time as _time
 from typing import TYPE_CHECKING, Any
 
-from werkzeug import _internal as _wz_internal
-
 from ._body import EMPTY_INPUT
+from ._werkzeug_private import internal as _wz_internal
 from .parser import serialize_response_head
 
 if TYPE_CHECKING:

@@ -1,8 +1,8 @@
-"""TLS helpers with werkzeug's names and semantics, plus a wrong-protocol probe.
+"""TLS helpers with werkzeug's names and semantics.
 
 ``load_ssl_context``, ``generate_adhoc_ssl_pair``, ``generate_adhoc_ssl_context``,
 ``make_ssl_devcert`` and ``is_ssl_error`` behave as their namesakes in
-``werkzeug.serving`` 3.1.9 (spec §1.5): same signatures, same certificate
+``werkzeug.serving`` 3.1.9: same signatures, same certificate
 fields, same file formats, same ``TypeError`` when ``cryptography`` is missing
 (our message adds how to install the ``tls`` extra).
 
@@ -10,9 +10,9 @@ fields, same file formats, same ``TypeError`` when ``cryptography`` is missing
 only when a certificate is generated, never at module import, so plain HTTP
 and ``(cert, key)`` / ``SSLContext`` TLS work without it.
 
-:func:`looks_like_tls` lets the server recognise a TLS ClientHello that arrived
-on a plain-HTTP port (RFC 8446 §5.1 record header), so it can answer with a
-short 400 and a log line instead of trying to parse binary as a request line.
+A TLS ClientHello on a plain-HTTP port needs no helper here: its first byte
+(0x16, the handshake record type of RFC 8446 §5.1) is not a token character,
+so the request parser refuses it at once (``InvalidMethodError``, 400).
 """
 
 from __future__ import annotations
@@ -58,7 +58,6 @@ __all__ = [
     "generate_adhoc_ssl_pair",
     "is_ssl_error",
     "load_ssl_context",
-    "looks_like_tls",
     "make_ssl_devcert",
 ]
 
@@ -214,29 +213,3 @@ def is_ssl_error(error: BaseException | None = None) -> bool:
     if error is None:
         error = sys.exc_info()[1]
     return isinstance(error, ssl.SSLError)
-
-
-# RFC 8446 §5.1 (and RFC 5246 §6.2.1): a TLS record starts with its content
-# type (22 = handshake for a ClientHello) and the legacy record version 3.x;
-# clients send 3.0-3.4 there.
-_TLS_HANDSHAKE: Final[int] = 0x16
-_TLS_MAJOR: Final[int] = 0x03
-_TLS_MAX_MINOR: Final[int] = 0x04
-
-
-def looks_like_tls(data: bytes | bytearray | memoryview) -> bool:
-    """Tell whether the first bytes received on a plain-HTTP connection are a TLS record.
-
-    True when ``data`` starts with a TLS handshake record header (what an HTTPS
-    client sends first). Works on a prefix: ``b"\\x16"`` or ``b"\\x16\\x03"``
-    answers True, because no HTTP request can start that way (0x16 is not a
-    token character, RFC 9110 §5.6.2). Empty data answers False.
-
-    :param data: the bytes received so far on the connection.
-    """
-    head = bytes(data[:3])
-    if not head or head[0] != _TLS_HANDSHAKE:
-        return False
-    if len(head) >= 2 and head[1] != _TLS_MAJOR:
-        return False
-    return len(head) < 3 or head[2] <= _TLS_MAX_MINOR

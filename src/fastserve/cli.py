@@ -219,7 +219,7 @@ def version_text() -> str:
     """``fastserve X (parser: c|py), werkzeug Y, <Python> Z on <platform>``."""
     from importlib.metadata import version
 
-    from . import __version__
+    from ._version import __version__
     from .parser import PARSER_IMPL
 
     impl = "compiled" if PARSER_IMPL == "c" else "pure Python"

@@ -105,6 +105,7 @@ from ._engine import Engine
 from ._logging import _ansi_style, _log
 from ._prefork import Prefork
 from ._tls import generate_adhoc_ssl_context, load_ssl_context
+from ._version import __version__
 from ._workers import LeaderFollowers
 from .connection import WSGIRequestHandler
 
@@ -275,8 +276,6 @@ class BaseWSGIServer(HTTPServer):
             self.ssl_context: ssl.SSLContext | None = ssl_context
         else:
             self.ssl_context = None
-
-        from . import __version__
 
         self._server_version = f"fastserve/{__version__}"
         self._closing = False

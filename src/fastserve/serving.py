@@ -2,7 +2,7 @@
 
 ``from fastserve.serving import run_simple`` is a drop-in for
 ``from werkzeug.serving import run_simple``: same signature, defaults, flow
-order, log lines and errors (see ``docs`` and the spec). What differs is
+order, log lines and errors (the README lists them). What differs is
 underneath (:mod:`fastserve.server`, :mod:`fastserve.connection`): a strict
 parser, real HTTP/1.1 keep-alive and pipelining, idle connections in a poller
 instead of threads, ``processes=N`` as N pre-forked workers (werkzeug forks

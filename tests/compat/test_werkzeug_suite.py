@@ -1,8 +1,8 @@
-"""werkzeug 3.1.9's own ``tests/test_serving.py``, run against fastserve (spec §12).
+"""werkzeug 3.1.9's own ``tests/test_serving.py``, run against fastserve.
 
 The suite is taken from werkzeug's sdist on PyPI (downloaded once per run, or
 read from ``$FASTSERVE_SDIST_CACHE`` when it is already there, so the test works
-offline), its server imports are pointed at fastserve exactly as spec §12 says,
+offline), its server imports (and only those: :data:`REWRITES`) are pointed at fastserve,
 and it runs in a child pytest with ``pytest-timeout`` (its ``conftest.py`` polls
 a dead server forever otherwise). Each leg asserts the child's summary: nothing
 failed, nothing errored, nothing deselected, and the only skips are the ones
@@ -52,7 +52,7 @@ ALLOWED_SKIPS = ("not needed on >= 3.10",)
 PER_TEST_TIMEOUT = 60
 LEG_TIMEOUT = 20 * 60
 
-#: (file, pattern, replacement) from spec §12; each must match at least once, so a
+#: (file, pattern, replacement): the server imports; each must match at least once, so a
 #: changed upstream file cannot silently leave the suite testing werkzeug.
 REWRITES: tuple[tuple[str, str, str], ...] = (
     ("test_serving.py", r"^from werkzeug import run_simple$", "from fastserve import run_simple"),
@@ -142,11 +142,11 @@ def extract_suite(sdist: Path, dest: Path) -> None:
 
 
 def point_suite_at_fastserve(suite: Path) -> None:
-    """Rewrite the server imports as spec §12 says; keep every other werkzeug import."""
+    """Rewrite the server imports (:data:`REWRITES`); keep every other werkzeug import."""
     for rel, pattern, replacement in REWRITES:
         path = suite / rel
         text, count = re.subn(pattern, replacement, path.read_text(), flags=re.MULTILINE)
-        assert count, f"spec §12 rewrite {pattern!r} found nothing in {rel}"
+        assert count, f"rewrite {pattern!r} found nothing in {rel}"
         path.write_text(text)
     leftovers = [
         f"{p.relative_to(suite)}: {m.group(0)}"
@@ -266,8 +266,8 @@ def test_werkzeug_serving_suite_against_fastserve(suite_dir: Path, impl: str) ->
 @pytest.mark.timeout(LEG_TIMEOUT + 120)
 def test_werkzeug_serving_suite_control(suite_dir: Path) -> None:
     # With watchdog 7.x werkzeug's own watchdog reloader never fires (watchdog 7
-    # matches its "*.py" patterns against full paths, spec §6.6), so this one case
-    # waits forever for "Restarting with" and only pytest-timeout ends it. It is a
+    # matches its "*.py" patterns against full paths; see fastserve._reloader._watchdog),
+    # so this one case waits forever for "Restarting with" and only pytest-timeout ends it. It is a
     # werkzeug bug, not a property of the suite: deselect exactly that id here.
     # The fastserve legs run it.
     run = run_suite(

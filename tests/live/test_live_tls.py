@@ -96,7 +96,8 @@ def test_plain_http_on_tls_port(adhoc: LiveServer) -> None:
 
 def test_silent_client_does_not_block_others(adhoc: LiveServer) -> None:
     """A client that connects and never sends a ClientHello must not stall the server
-    (werkzeug's handshake in accept() does: flask#4841, spec §8)."""
+    (werkzeug's handshake in accept() does: flask#4841; fastserve's runs per
+    connection, bounded by ``request_head_timeout``)."""
     with adhoc.raw_socket():
         result: list[object] = []
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import types
 from pathlib import Path
 from unittest.mock import Mock, patch
 
 import pytest
-import watchfiles._rust_notify  # noqa: F401 - imported before `tree` narrows sys.path
+import watchfiles  # noqa: F401 - imported before `tree` narrows sys.path
 from watchdog.events import (
     EVENT_TYPE_CLOSED,
     EVENT_TYPE_CLOSED_NO_WRITE,
@@ -34,7 +35,9 @@ from fastserve._reloader import (
     _find_stat_paths,
     _find_watchdog_paths,
     _get_args_for_reloading,
+    _process,
     _Scan,
+    _scan,
     reloader_loops,
     run_with_reloader,
 )
@@ -175,12 +178,37 @@ def test_stat_loop_detects_change_and_ignores_excluded(tree: Path) -> None:
     loop = StatReloaderLoop(exclude_patterns=["*/mod.py"], interval=0)
     with patch.object(loop, "trigger_reload") as trigger:
         loop.__enter__()
-        trigger.assert_not_called()
         assert loop.should_restart() is None
         bump(tree / "pkg" / "mod.py")
         assert loop.should_restart() is None
         bump(tree / "app.py")
         assert loop.should_restart() == str(tree / "app.py")
+    # fastserve's loops report changes through should_restart(); only run() exits.
+    trigger.assert_not_called()
+
+
+def test_stat_loop_run_step_triggers_reload_like_werkzeug(tree: Path) -> None:
+    loop = StatReloaderLoop(interval=0)
+    with patch.object(StatReloaderLoop, "trigger_reload") as trigger:
+        loop.__enter__()
+        loop.run_step()
+        trigger.assert_not_called()
+        bump(tree / "app.py")
+        loop.run_step()
+    trigger.assert_called_once_with(str(tree / "app.py"))
+
+
+def test_run_logs_the_change_once_and_exits_with_3(tree: Path, caplog, monkeypatch) -> None:
+    monkeypatch.setattr(_process, "exit_for_restart", lambda: sys.exit(3))
+    caplog.set_level("INFO", logger="werkzeug")
+    loop = StatReloaderLoop(interval=0)
+    with loop:
+        bump(tree / "app.py")
+        with pytest.raises(SystemExit) as exc:
+            loop.run()
+    assert exc.value.code == 3
+    messages = [r.getMessage() for r in caplog.records if "Detected change" in r.getMessage()]
+    assert messages == [f" * Detected change in {str(tree / 'app.py')!r}, reloading"]
 
 
 def test_stat_loop_sees_older_mtime_and_new_files_do_not_trigger(tree: Path) -> None:
@@ -201,11 +229,11 @@ def test_stat_loop_catches_edit_made_while_child_started(tree: Path, monkeypatch
     app = tree / "app.py"
     # Only this module is imported (others' files may be edited right now).
     monkeypatch.setattr(_reloader, "_iter_module_paths", lambda: iter([str(app)]))
-    monkeypatch.setenv(_reloader._SPAWN_TIME_ENV, repr(app.stat().st_mtime - 5))
-    loop = StatReloaderLoop(interval=0)
-    with patch.object(StatReloaderLoop, "trigger_reload") as trigger:
-        loop.__enter__()
-    trigger.assert_called_once_with(str(app))
+    monkeypatch.setenv(_process.SPAWN_TIME_ENV, repr(app.stat().st_mtime - 5))
+    loop = StatReloaderLoop(interval=5)
+    loop.__enter__()
+    # Returned at once by the first step, without waiting an interval.
+    assert loop.should_restart() == str(app)
 
 
 def bump(path: Path) -> None:
@@ -323,34 +351,79 @@ def test_watchdog_polls_directories_it_could_not_watch(tree: Path, monkeypatch) 
         raise OSError(28, "inotify watch limit reached")
 
     monkeypatch.setattr(loop.observer, "schedule", refuse)
-    with patch.object(WatchdogReloaderLoop, "trigger_reload") as trigger:
-        with loop:
-            assert loop.watches and all(w is None for w in loop.watches.values())
-            bump(tree / "pkg" / "mod.py")
-            loop.run_step()
-    trigger.assert_called_once_with(str(tree / "pkg" / "mod.py"))
+    with loop:
+        assert loop.watches and all(w is None for w in loop.watches.values())
+        assert loop.should_restart() is None
+        bump(tree / "pkg" / "mod.py")
+        assert loop.should_restart() == str(tree / "pkg" / "mod.py")
 
 
 def test_watchfiles_falls_back_to_polling(tree: Path, monkeypatch, caplog) -> None:
     loop = WatchfilesReloaderLoop(interval=0)
 
     def refuse(*args, **kwargs):
+        # watchfiles.watch() is a generator: its watcher fails on the first next()
         raise OSError(24, "too many open files")
+        yield set()
 
-    monkeypatch.setattr(loop, "_rust_notify", refuse)
+    monkeypatch.setattr(loop, "_watch_files", refuse)
     caplog.set_level("WARNING", logger="werkzeug")
-    with patch.object(WatchfilesReloaderLoop, "trigger_reload") as trigger, loop:
+    with loop:
+        assert loop.should_restart() is None
         assert "polling files instead" in caplog.text
         assert loop.should_restart() is None
-        trigger.assert_not_called()
         bump(tree / "app.py")
-        loop.should_restart()
-    trigger.assert_called_once_with(str(tree / "app.py"))
+        assert loop.should_restart() == str(tree / "app.py")
+
+
+def test_watchfiles_polls_once_when_its_watcher_went_live(tree: Path, monkeypatch) -> None:
+    # watchfiles.watch() starts watching on its first next(): an edit made
+    # between the recorded signatures and that moment is found by one full
+    # poll after the first (empty) report.
+    loop = WatchfilesReloaderLoop(interval=0)
+    calls: list[tuple[tuple, dict]] = []
+
+    def quiet(*args, **kwargs):
+        calls.append((args, kwargs))
+        while True:
+            yield set()
+
+    monkeypatch.setattr(loop, "_watch_files", quiet)
+    with loop:
+        bump(tree / "app.py")  # not polled later: app.py's directory is watched
+        assert loop.should_restart() == str(tree / "app.py")
+        bump(tree / "app.py")
+        assert loop.should_restart() is None
+    ((args, kwargs),) = calls
+    assert str(tree) in args
+    assert kwargs["yield_on_timeout"] is True and kwargs["recursive"] is False
+    assert kwargs["watch_filter"](None, str(tree / "app.py")) is True
+    assert kwargs["watch_filter"](None, str(tree / "notes.txt")) is False
 
 
 def test_watchfiles_reports_a_change_in_a_watched_directory(tree: Path) -> None:
-    loop = WatchfilesReloaderLoop(interval=5)
+    mod = tree / "pkg" / "mod.py"
+    loop = WatchfilesReloaderLoop(interval=0.2)
     with loop:
-        bump(tree / "pkg" / "mod.py")
-        # notify reports within the interval: no polling involved here.
-        assert loop.should_restart() == str(tree / "pkg" / "mod.py")
+        # the first wait starts the watcher (and polls once: nothing changed yet)
+        assert loop.should_restart() is None
+        # mod.py's directory is watched, so only a notification can report it
+        assert str(mod) not in loop._scan.polled_files()
+        bump(mod)
+        deadline = time.monotonic() + 30
+        while (changed := loop.should_restart()) is None and time.monotonic() < deadline:
+            pass
+        assert changed == str(mod)
+
+
+def test_assigning_stat_ignore_scan_on_the_package_reaches_the_scan(tree: Path) -> None:
+    # werkzeug's live_apps/reloader_app.py assigns it on the package, plainly.
+    before = _reloader._stat_ignore_scan
+    _reloader._stat_ignore_scan = (str(tree),)
+    try:
+        assert _scan._stat_ignore_scan == (str(tree),)
+        assert ours(_find_stat_paths(set(), set()), tree) == set()
+    finally:
+        _reloader._stat_ignore_scan = before
+    assert _scan._stat_ignore_scan == before
+    assert ours(_find_stat_paths(set(), set()), tree) == {"app.py", "pkg/mod.py"}

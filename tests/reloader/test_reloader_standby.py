@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import types
 from pathlib import Path
 
 import pytest
 from reload_harness import Reloading, write_module
 
-from fastserve import _standby
-from fastserve._standby import Program, parse_program
+from fastserve._reloader import _standby
+from fastserve._reloader._standby import Program, parse_program
 
 
 @pytest.mark.parametrize(
@@ -76,6 +77,28 @@ def test_report_modules_lists_installed_modules_in_import_order(monkeypatch) -> 
 def test_report_modules_offers_no_standby_to_monkey_patchers(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "gevent", types.ModuleType("gevent"))
     assert _reported(monkeypatch) == ""
+
+
+def test_supervisor_sync_waits_for_the_reader_to_handle_a_childs_report() -> None:
+    # The child writes its "C <path>" line, then exits; when the parent sees the
+    # exit, its reader thread may not have handled the line yet (here: held up
+    # on the lock). sync() returns only once it has, so the parent never mistakes
+    # a reported change for an unknown one (and starts the next child cold).
+    supervisor = _standby.Supervisor("stat", Program([], "script", "app.py", []), print)
+    supervisor.active = types.SimpleNamespace(pid=4242)  # type: ignore[assignment]
+    release = threading.Timer(0.2, supervisor.lock.release)
+    supervisor.lock.acquire()
+    supervisor.reader.start()
+    try:
+        os.write(supervisor.write_fd, b"4242 C /project/app.py\n")
+        release.start()
+        assert supervisor.sync() is True
+        assert supervisor.changed == {4242: "/project/app.py"}
+    finally:
+        release.join()
+        os.close(supervisor.write_fd)  # EOF: the reader ends
+        supervisor.reader.join(timeout=10)
+    assert not supervisor.reader.is_alive()
 
 
 @pytest.fixture

@@ -8,14 +8,16 @@ import sys
 import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from helpers import raises_three_ways
 
-from fastserve import _tls
+from fastserve import _tls, errors
 
 
 def _name_attrs(name: x509.Name) -> list[tuple[str, str]]:
@@ -251,7 +253,6 @@ def test_tls_module_imports_without_cryptography(no_cryptography: None) -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.is_ssl_error(ssl.SSLError()) is True
-    assert module.looks_like_tls(b"\x16\x03\x01") is True
 
 
 # --- is_ssl_error ----------------------------------------------------------------------
@@ -291,56 +292,21 @@ def test_connection_dropped_errors() -> None:
     assert _tls.connection_dropped_errors == (ConnectionError, socket.timeout, ssl.SSLEOFError)
 
 
-# --- looks_like_tls --------------------------------------------------------------------
+# --- a TLS ClientHello on a plain-HTTP port -----------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("data", "expected"),
-    [
-        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", True),  # TLS 1.0 record version
-        (b"\x16\x03\x03\x00\x10", True),  # TLS 1.2 record version
-        (b"\x16\x03\x00", True),  # SSL 3.0 record version
-        (b"\x16", True),
-        (b"\x16\x03", True),
-        (bytearray(b"\x16\x03\x04"), True),
-        (memoryview(b"\x16\x03\x01rest"), True),
-        (b"", False),
-        (b"GET / HTTP/1.1\r\n", False),
-        (b"\x16\x02\x01", False),
-        (b"\x16\x03\x05", False),
-        (b"\x15\x03\x01", False),  # alert record, not a hello
-        (b"\x80\x2e\x01", False),
-    ],
-    ids=[
-        "tls10-hello",
-        "tls12",
-        "ssl30",
-        "one-byte",
-        "two-bytes",
-        "bytearray",
-        "memoryview",
-        "empty",
-        "http",
-        "major-2",
-        "minor-5",
-        "alert",
-        "sslv2-hello",
-    ],
-)
-def test_looks_like_tls(data: bytes, expected: bool) -> None:
-    assert _tls.looks_like_tls(data) is expected
-
-
-def test_looks_like_tls_real_client_hello() -> None:
-    """The first bytes a real ``ssl`` client sends are recognised."""
+def test_real_client_hello_is_refused_by_the_parser_at_its_first_byte(
+    parser_impl: ModuleType,
+) -> None:
+    """What a real ``ssl`` client sends first gets 400 at once (the record type
+    0x16 of RFC 8446 §5.1 is not a token character), without a TLS helper."""
     ctx = ssl.create_default_context()
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
     client = ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
     with pytest.raises(ssl.SSLWantReadError):
         client.do_handshake()
     hello = outgoing.read()
-    assert _tls.looks_like_tls(hello) is True
-    assert _tls.looks_like_tls(hello[:1]) is True
+    assert raises_three_ways(parser_impl, hello, errors.InvalidMethodError) == 1
 
 
 def test_signature_is_sha256_rsa() -> None:

@@ -1,4 +1,9 @@
-"""Warm standby for the reloader (opt-in: ``FASTSERVE_RELOADER_PRELOAD=1``).
+"""The reloader parent's warm standby (opt-in: ``FASTSERVE_RELOADER_PRELOAD=1``).
+
+Part of the reloader's process protocol (:mod:`._process`): it replaces
+:func:`._process.run_children` in the parent when the opt-in is set, and the
+child side (:func:`claim_channel`, :func:`report_modules`, :func:`report_change`)
+runs in every reloader child.
 
 A restart is dominated by the new child's cold start: the interpreter, then
 importing Flask and friends (0.25 s on a quiet 2-core machine, more under
@@ -13,7 +18,9 @@ Protocol (all pipes inherited by number through environment variables):
 
 - child -> parent, one shared pipe (``FASTSERVE_RELOADER_CHANNEL``), lines
   ``<pid> M <name>,<name>,...`` (installed modules, once serving) and
-  ``<pid> C <path>`` (the change that triggers its restart);
+  ``<pid> C <path>`` (the change that triggers its restart); the parent
+  writes ``<its pid> S`` there itself after a child exited, to know its reader
+  has read everything the child wrote (:meth:`Supervisor.sync`);
 - parent -> standby, one pipe each (``FASTSERVE_RELOADER_GO``): a line of
   module names to preload, then ``go <spawn time>``.
 
@@ -38,6 +45,8 @@ import threading
 import time
 import typing as t
 
+from . import _process
+
 PRELOAD_ENV = "FASTSERVE_RELOADER_PRELOAD"
 CHANNEL_ENV = "FASTSERVE_RELOADER_CHANNEL"
 GO_ENV = "FASTSERVE_RELOADER_GO"
@@ -46,13 +55,17 @@ GO_ENV = "FASTSERVE_RELOADER_GO"
 #: no standby is offered when one of these was imported.
 _ORDER_SENSITIVE = ("gevent", "eventlet")
 
+#: Seconds the parent waits for its channel reader to catch up after a child
+#: exited (:meth:`Supervisor.sync`); only a dead reader makes it wait that long.
+_SYNC_TIMEOUT = 2.0
+
 #: Interpreter options that take a value (``-W x`` or ``-Wx``).
 _OPTIONS_WITH_VALUE = frozenset("WX")
 
 #: What the standby interpreter runs with ``-c`` (argv[1] = the program as JSON).
 STANDBY_CODE = """\
 import sys
-from fastserve._standby import standby_main
+from fastserve._reloader._standby import standby_main
 standby_main(sys.argv[1])
 """
 
@@ -217,7 +230,7 @@ def standby_main(program_json: str) -> None:
             os._exit(0)
     if not line.startswith("go "):
         os._exit(0)  # the parent went away or discarded us
-    os.environ["FASTSERVE_RELOADER_SPAWN_TIME"] = line[3:].strip()
+    os.environ[_process.SPAWN_TIME_ENV] = line[3:].strip()
     run_program(program, spec["orig_argv"])
 
 
@@ -261,17 +274,17 @@ class Supervisor:
         self.read_fd, self.write_fd = os.pipe()
         os.set_inheritable(self.write_fd, True)
         self.reader = threading.Thread(target=self._read_channel, daemon=True)
+        #: set by the reader when it reaches this process's own marker line
+        self.synced = threading.Event()
 
     def _env(self) -> dict[str, str]:
-        env = os.environ.copy()
-        env["WERKZEUG_RUN_MAIN"] = "true"
-        env["FASTSERVE_RELOADER_SPAWN_TIME"] = repr(time.time())
+        env = _process.child_environ()
         env[CHANNEL_ENV] = str(self.write_fd)
         return env
 
     def _spawn_cold(self) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
-            [sys.executable, *sys.orig_argv[1:]], env=self._env(), close_fds=False
+            _process._get_args_for_reloading(), env=self._env(), close_fds=False
         )
 
     def _spawn_standby(self, modules: str) -> None:
@@ -305,6 +318,9 @@ class Supervisor:
             for raw in channel:
                 pid_text, _, rest = raw.decode(errors="replace").rstrip("\n").partition(" ")
                 kind, _, value = rest.partition(" ")
+                if pid_text == str(os.getpid()) and kind == "S":
+                    self.synced.set()
+                    continue
                 with self.lock:
                     active = self.active
                     if active is None or str(active.pid) != pid_text:
@@ -314,8 +330,21 @@ class Supervisor:
                     elif kind == "M" and self.standby is None:
                         self._spawn_standby(value)
 
+    def sync(self) -> bool:
+        """Return once the reader has handled every line written so far.
+
+        A child writes its ``C`` line before it exits, but the reader thread
+        may not have read it when the parent sees the exit: the parent writes
+        a marker line after it and waits for the reader to reach it (the pipe
+        keeps order). Bounded by :data:`_SYNC_TIMEOUT`; ``False`` on timeout.
+        """
+        self.synced.clear()
+        os.write(self.write_fd, f"{os.getpid()} S\n".encode())
+        return self.synced.wait(timeout=_SYNC_TIMEOUT)
+
     def run(self, prefixes: tuple[str, ...], wait: t.Callable[[t.Any], int]) -> int:
-        """Supervise children until one exits with something else than 3."""
+        """Supervise children until one exits with something else than
+        :data:`._process.RESTART_CODE`; return that exit code."""
         self.reader.start()
         try:
             self.log("info", f" * Restarting with {self.name}")
@@ -323,9 +352,10 @@ class Supervisor:
                 self.active = self._spawn_cold()
             while True:
                 code = wait(self.active)
-                if code != 3:
+                if code != _process.RESTART_CODE:
                     return code
                 self.log("info", f" * Restarting with {self.name}")
+                self.sync()
                 with self.lock:
                     changed = self.changed.pop(self.active.pid, None)
                     standby = self.standby
