@@ -12,8 +12,9 @@ Runtime flow (cheroot-style)::
         non-threaded ........ Engine.lead() in the calling thread
         threaded ............ LeaderFollowers (_workers.py): a leader thread runs
                               Engine.lead(), the calling thread monitors it
-        processes=N ......... Prefork (_workers.py): N forked workers, each runs
-                              Engine.lead() single-threaded
+        processes=N ......... Prefork (_prefork.py): N forked workers, each runs
+                              Engine.lead() single-threaded; on Linux each on
+                              its own SO_REUSEPORT listener (_reuseport.py)
     Engine.lead()                                   # one thread at a time
         loop: fds = poller.poll(...)                 # level-triggered epoll; a
                                                      # connection stays registered
@@ -322,7 +323,9 @@ class BaseWSGIServer(HTTPServer):
             _signals.die_by(signal.SIGTERM)
 
     def _serve(self, poll_interval: float) -> None:
-        engine = self._engine = Engine(self, poll_interval)
+        # a socket this process bound is shut down when it drains: what is
+        # queued on it is accepted first (an inherited one is left to its owner)
+        engine = self._engine = Engine(self, poll_interval, sweep_on_drain=self._owns_listener)
         if self.multithread:
             self._start_drain(engine, None)
             pool = LeaderFollowers(engine, self.max_threads, self.promote_after)
@@ -337,16 +340,28 @@ class BaseWSGIServer(HTTPServer):
             self._start_drain(engine, self._signals)
             engine.lead(0)
 
-    def _serve_worker(self, parent_pid: int) -> None:
-        """Body of a pre-fork worker process (its only thread is its main thread)."""
+    def _serve_worker(self, parent_pid: int, listener: socket.socket | None = None) -> None:
+        """Body of a pre-fork worker process (its only thread is its main thread).
+
+        :param listener: this worker's own listening socket (one of the
+            parent's ``SO_REUSEPORT`` group, see :mod:`fastserve._reuseport`),
+            or None to accept on the shared :attr:`socket`.
+        """
         self._owns_listener = False  # the parent's and the other workers' too
         self._stop_signal = None
         self._closing = False
         self._drain_go = threading.Lock()
         self._drain_go.acquire()
+        if listener is not None:
+            # back in the group if a previous worker shut it down when it stopped
+            listener.listen(self.request_queue_size)
         signals = _signals.StopSignals(self._request_stop)
         self._signals = signals if signals.install() else None
-        engine = self._engine = Engine(self, 0.5, parent_pid=parent_pid)
+        # its own listener is shut down when the worker drains (it leaves the
+        # group), after what is queued on it was accepted
+        engine = self._engine = Engine(
+            self, 0.5, parent_pid=parent_pid, listener=listener, sweep_on_drain=listener is not None
+        )
         self._start_drain(engine, self._signals)
         try:
             engine.lead(0)
@@ -399,8 +414,9 @@ class BaseWSGIServer(HTTPServer):
         if self._stop_signal is None or engine.stopping:
             return  # serve_forever ended without a signal
         engine.begin_drain(False)
+        if engine.sweep_on_drain:  # this process shuts it down (queue swept above)
+            _signals.stop_listening(engine.listener)
         if self._owns_listener:
-            _signals.stop_listening(self.socket)
             self.socket.close()
         deadline = time.monotonic() + self.shutdown_timeout
         while not engine.stopping and engine.in_flight() and time.monotonic() < deadline:
@@ -486,6 +502,10 @@ class ForkingWSGIServer(BaseWSGIServer):
     """
 
     multiprocess = True
+    #: on Linux, give each worker its own ``SO_REUSEPORT`` listener on the
+    #: bound address, so the kernel spreads connections over the workers (see
+    #: :mod:`fastserve._reuseport`); False: every worker accepts on one socket
+    reuse_port: bool = True
 
     def __init__(
         self,
