@@ -41,8 +41,9 @@ Runtime flow (cheroot-style)::
     SIGTERM/Ctrl+C  (serve_forever in the main thread, see _signals.py) the
                     handler only records the signal and releases the drain
                     thread, which calls Engine.begin_drain (no more accepts,
-                    idle keep-alive closed, Connection: close on what is in
-                    flight), waits until Engine.in_flight() is 0 or
+                    what is queued on a listener this process shuts down is
+                    accepted first, idle keep-alive closed, Connection: close
+                    on what is in flight), waits until Engine.in_flight() is 0 or
                     shutdown_timeout passed, then stops the engine; a second
                     Ctrl+C stops at once; after SIGTERM the process ends as
                     killed by it
@@ -82,8 +83,9 @@ closes every connection), strict parsing (bad requests are refused before the
 app with a status and a log line), HEAD/1xx/204/304 carry no body, one
 ``100 Continue`` only to HTTP/1.1 clients when the app reads, chunked responses
 only to HTTP/1.1 clients, a disconnect mid-response is logged, ``processes=N``
-pre-forks N workers (werkzeug forks per connection), the TLS handshake runs per
-connection instead of in ``accept()``.
+pre-forks N workers (werkzeug forks per connection; on Linux each worker gets
+an ``SO_REUSEPORT`` listener, see :mod:`fastserve._reuseport`), the TLS
+handshake runs per connection instead of in ``accept()``.
 """
 
 from __future__ import annotations
