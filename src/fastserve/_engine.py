@@ -173,6 +173,8 @@ class Engine:
     :param sweep_on_drain: :meth:`begin_drain` accepts the connections already
         queued on the listener, because it is about to be shut down (which
         would reset them); they are served like the requests in flight.
+    :param others: the other pre-fork workers' listeners: after a whole poll
+        interval without anything to do, this engine takes what waits there.
     """
 
     def __init__(
@@ -183,12 +185,14 @@ class Engine:
         max_serving: int = 1,
         listener: socket.socket | None = None,
         sweep_on_drain: bool = False,
+        others: list[socket.socket] | None = None,
     ) -> None:
         self.server = server
         self.poll_interval = min(poll_interval, 1.0)
         self.parent_pid = parent_pid
         self.max_serving = max(1, max_serving)
         self.sweep_on_drain = sweep_on_drain
+        self.others = others or []
         self.lock = threading.Lock()
         self.poller = _Poller()
         self.listener = server.socket if listener is None else listener
@@ -266,6 +270,10 @@ class Engine:
                 if self.stopping or self.closed:
                     return
                 raise
+            if not fds and self.others and not self.draining:
+                self._take_waiting(lease)  # idle for a whole poll interval
+                if self.lease is not lease or self.stopping:
+                    return
             accept = False
             for fd, _ in fds:
                 if fd == listen_fd:
@@ -305,17 +313,19 @@ class Engine:
             if self.draining and not self.in_flight():
                 self.drained.set()
 
-    def _accept(self, lease: Lease) -> None:
+    def _accept(self, lease: Lease, other: socket.socket | None = None) -> None:
+        """Accept and serve new connections, from this engine's listener or ``other``."""
         server = self.server
         # plain sockets, also from a TLS listener (the handshake runs per connection)
-        accept = self.listener._accept  # type: ignore[attr-defined]
+        accept = (self.listener if other is None else other)._accept  # type: ignore[attr-defined]
         family, type_, proto = self._sock_args
+        set_nodelay = self.set_nodelay or other is not None
         for _ in range(64):
             try:
                 fd, addr = accept()
                 sock = socket.socket(family, type_, proto, fileno=fd)
             except BlockingIOError:
-                if self.nodelay_inherited:
+                if self.nodelay_inherited and other is None:
                     self.set_nodelay = False  # queued before the listener had it: all taken
                 return
             except InterruptedError:
@@ -324,7 +334,7 @@ class Engine:
                 if e.errno in _ACCEPT_EXHAUSTED:
                     self._pause_accepting(e)
                 return
-            if self.set_nodelay:
+            if set_nodelay:
                 try:
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 except OSError:
@@ -341,6 +351,16 @@ class Engine:
             else:
                 self._dispatch(conn, lease, first=True)
             if self.lease is not lease or self.stopping:
+                return
+
+    def _take_waiting(self, lease: Lease) -> None:
+        """This pre-fork worker was idle for a whole poll interval: serve the
+        connections waiting on the other workers' listeners (their worker is
+        inside a slow request), so such a wait lasts about ``poll_interval``,
+        not as long as that request."""
+        for other in self.others:
+            self._accept(lease, other)  # EAGAIN, or EINVAL when shut down: nothing
+            if self.lease is not lease or self.stopping or self.draining:
                 return
 
     def _pause_accepting(self, error: OSError) -> None:

@@ -128,7 +128,9 @@ class Prefork:
             # installed by _serve_worker
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.default_int_handler)
-            self.server._serve_worker(parent, self.listeners[slot])
+            listener = self.listeners[slot]
+            others = [s for s in self.listeners if s is not None and s is not listener]
+            self.server._serve_worker(parent, listener, others)
         except KeyboardInterrupt:
             pass
         except SystemExit as e:

@@ -49,11 +49,14 @@ The traps, and what this module does about each
     out of the accept queue), exactly as a shared socket loses them when it is
     shut down.
 
-The trade-off: a connection waits for the worker its listener belongs to,
-even when another worker is idle. A pre-fork worker serves one request at a
-time, so one slow request delays the connections hashed to its worker; set
-:attr:`fastserve.server.ForkingWSGIServer.reuse_port` to False to share one
-socket instead (an idle worker then takes any connection).
+The trade-off: a connection waits for the worker its listener belongs to.
+A pre-fork worker serves one request at a time, so a slow request would hold
+up the connections hashed to its worker while others sit idle. So a worker
+that had nothing to do for a whole poll interval (half a second) accepts
+what waits on the other listeners (:meth:`fastserve._engine.Engine._take_waiting`):
+such a connection waits about that long, not as long as the slow request.
+Set :attr:`fastserve.server.ForkingWSGIServer.reuse_port` to False to share
+one socket instead (an idle worker then takes any connection at once).
 """
 
 from __future__ import annotations

@@ -342,12 +342,18 @@ class BaseWSGIServer(HTTPServer):
             self._start_drain(engine, self._signals)
             engine.lead(0)
 
-    def _serve_worker(self, parent_pid: int, listener: socket.socket | None = None) -> None:
+    def _serve_worker(
+        self,
+        parent_pid: int,
+        listener: socket.socket | None = None,
+        others: list[socket.socket] | None = None,
+    ) -> None:
         """Body of a pre-fork worker process (its only thread is its main thread).
 
         :param listener: this worker's own listening socket (one of the
             parent's ``SO_REUSEPORT`` group, see :mod:`fastserve._reuseport`),
             or None to accept on the shared :attr:`socket`.
+        :param others: the other workers' listeners (taken from when idle).
         """
         self._owns_listener = False  # the parent's and the other workers' too
         self._stop_signal = None
@@ -362,7 +368,12 @@ class BaseWSGIServer(HTTPServer):
         # its own listener is shut down when the worker drains (it leaves the
         # group), after what is queued on it was accepted
         engine = self._engine = Engine(
-            self, 0.5, parent_pid=parent_pid, listener=listener, sweep_on_drain=listener is not None
+            self,
+            0.5,
+            parent_pid=parent_pid,
+            listener=listener,
+            sweep_on_drain=listener is not None,
+            others=others,
         )
         self._start_drain(engine, self._signals)
         try:

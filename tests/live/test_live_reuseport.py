@@ -257,6 +257,21 @@ def test_reloader_child_keeps_one_shared_listener(start: Any) -> None:
     assert len(children) == 1 and server.proc.pid not in children  # the reloader's child
 
 
+def test_an_idle_worker_takes_what_waits_behind_a_slow_request(start: Any) -> None:
+    """Connections hashed to a busy worker are served by an idle one after
+    about a poll interval, not after the slow request."""
+    server = start(processes=2)
+    server.hold()
+    wait_for(lambda: len(server.started()) == 1, "one worker inside /hold")
+    [busy] = server.started()
+    with ThreadPoolExecutor(1) as pool:
+        # 16 connections: some are hashed to the busy worker's listener
+        served = pool.submit(server.get_many, 16).result(timeout=30)
+    assert busy not in served and sum(served.values()) == 16
+    assert len(server.started()) == 1  # still held: the other worker served them all
+    assert_all_served(server.release())
+
+
 # -- a worker that exits, the group that stops ---------------------------------------------
 
 
