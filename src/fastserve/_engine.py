@@ -193,6 +193,8 @@ class Engine:
         self.max_serving = max(1, max_serving)
         self.sweep_on_drain = sweep_on_drain
         self.others = others or []
+        for other in self.others:
+            other.setblocking(False)  # its own worker may not have started yet
         self.lock = threading.Lock()
         self.poller = _Poller()
         self.listener = server.socket if listener is None else listener
