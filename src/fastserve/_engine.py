@@ -168,6 +168,13 @@ class Engine:
     :param poll_interval: longest wait in the poller (seconds).
     :param parent_pid: in a pre-fork worker, the parent's pid (exit when it is gone).
     :param max_serving: most threads inside a dispatch at once.
+    :param listener: the listening socket to accept from (the server's socket
+        unless a pre-fork worker has one of its own, see :mod:`fastserve._reuseport`).
+    :param sweep_on_drain: :meth:`begin_drain` accepts the connections already
+        queued on the listener, because it is about to be shut down (which
+        would reset them); they are served like the requests in flight.
+    :param others: the other pre-fork workers' listeners: after a whole poll
+        interval without anything to do, this engine takes what waits there.
     """
 
     def __init__(
@@ -176,14 +183,21 @@ class Engine:
         poll_interval: float = 0.5,
         parent_pid: int | None = None,
         max_serving: int = 1,
+        listener: socket.socket | None = None,
+        sweep_on_drain: bool = False,
+        others: list[socket.socket] | None = None,
     ) -> None:
         self.server = server
         self.poll_interval = min(poll_interval, 1.0)
         self.parent_pid = parent_pid
         self.max_serving = max(1, max_serving)
+        self.sweep_on_drain = sweep_on_drain
+        self.others = others or []
+        for other in self.others:
+            other.setblocking(False)  # its own worker may not have started yet
         self.lock = threading.Lock()
         self.poller = _Poller()
-        self.listener = server.socket
+        self.listener = server.socket if listener is None else listener
         self.listen_fd = self.listener.fileno()
         self.is_tcp = server.address_family != af_unix
         self.listener.setblocking(False)
@@ -258,6 +272,10 @@ class Engine:
                 if self.stopping or self.closed:
                     return
                 raise
+            if not fds and self.others and not self.draining:
+                self._take_waiting(lease)  # idle for a whole poll interval
+                if self.lease is not lease or self.stopping:
+                    return
             accept = False
             for fd, _ in fds:
                 if fd == listen_fd:
@@ -277,6 +295,11 @@ class Engine:
                 self._accept(lease)
                 if self.lease is not lease or self.stopping:
                     return
+            if self.ready and self.serving < self.max_serving:
+                # connections accepted by a drain sweep, or left when a thread was demoted
+                self._serve_ready(lease)
+                if self.lease is not lease or self.stopping:
+                    return
             now = time.monotonic()
             if now >= self._next_sweep:
                 self._next_sweep = now + 1.0
@@ -292,17 +315,19 @@ class Engine:
             if self.draining and not self.in_flight():
                 self.drained.set()
 
-    def _accept(self, lease: Lease) -> None:
+    def _accept(self, lease: Lease, other: socket.socket | None = None) -> None:
+        """Accept and serve new connections, from this engine's listener or ``other``."""
         server = self.server
         # plain sockets, also from a TLS listener (the handshake runs per connection)
-        accept = self.listener._accept  # type: ignore[attr-defined]
+        accept = (self.listener if other is None else other)._accept  # type: ignore[attr-defined]
         family, type_, proto = self._sock_args
+        set_nodelay = self.set_nodelay or other is not None
         for _ in range(64):
             try:
                 fd, addr = accept()
                 sock = socket.socket(family, type_, proto, fileno=fd)
             except BlockingIOError:
-                if self.nodelay_inherited:
+                if self.nodelay_inherited and other is None:
                     self.set_nodelay = False  # queued before the listener had it: all taken
                 return
             except InterruptedError:
@@ -311,7 +336,7 @@ class Engine:
                 if e.errno in _ACCEPT_EXHAUSTED:
                     self._pause_accepting(e)
                 return
-            if self.set_nodelay:
+            if set_nodelay:
                 try:
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 except OSError:
@@ -328,6 +353,16 @@ class Engine:
             else:
                 self._dispatch(conn, lease, first=True)
             if self.lease is not lease or self.stopping:
+                return
+
+    def _take_waiting(self, lease: Lease) -> None:
+        """This pre-fork worker was idle for a whole poll interval: serve the
+        connections waiting on the other workers' listeners (their worker is
+        inside a slow request), so such a wait lasts about ``poll_interval``,
+        not as long as that request."""
+        for other in self.others:
+            self._accept(lease, other)  # EAGAIN, or EINVAL when shut down: nothing
+            if self.lease is not lease or self.stopping or self.draining:
                 return
 
     def _pause_accepting(self, error: OSError) -> None:
@@ -562,7 +597,11 @@ class Engine:
         listening socket when ``close_listener``, else only stop polling it),
         close idle keep-alive connections and partial heads; requests in
         progress finish with ``Connection: close`` (``server._closing``).
+        With :attr:`sweep_on_drain`, the connections queued on the listener
+        are accepted first and served the same way; when this returns, in
+        any thread, that sweep is done and the listener may be shut down.
         :attr:`drained` is set once nothing is being served."""
+        failed: list[str] = []
         with self.lock:
             if self.draining or self.closed:
                 return
@@ -575,7 +614,11 @@ class Engine:
             ]
             for conn in idle:
                 conn.parked = False
-        self.poller.remove(self.listen_fd)
+            self.poller.remove(self.listen_fd)
+            if self.sweep_on_drain:
+                failed = self._sweep_accept_queue()
+        for error in failed:
+            _log("error", f" * A connection queued at the stop could not be set up: {error}")
         if close_listener:
             try:
                 self.listener.close()
@@ -588,6 +631,38 @@ class Engine:
         if not self.in_flight():
             self.drained.set()
         self.wake()
+
+    def _sweep_accept_queue(self) -> list[str]:
+        """Accept what is queued on the listener (lock held, any thread) and
+        queue it in :attr:`ready` for the leader (so :meth:`in_flight` counts
+        it). :return: why some connections could not be set up (closed)."""
+        server = self.server
+        accept = self.listener._accept  # type: ignore[attr-defined]
+        family, type_, proto = self._sock_args
+        failed: list[str] = []
+        # the queue holds at most the backlog; more arrived after the signal
+        for _ in range(max(server.request_queue_size, 64) * 2):
+            try:
+                fd, addr = accept()
+            except OSError:  # empty (EAGAIN), or shut down already
+                break
+            sock = socket.socket(family, type_, proto, fileno=fd)
+            if self.set_nodelay:
+                try:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                except OSError:
+                    pass
+            try:
+                conn = HTTPConnection(server, sock, addr)
+                self.poller.add(conn.fd, 0)  # registered, disabled: _settle enables it
+            except Exception as e:
+                sock.close()
+                failed.append(f"{addr!r}: {e!r}")
+                continue
+            conn.disabled = True
+            self.conns[conn.fd] = conn
+            self.ready.append(conn)
+        return failed
 
     def in_flight(self) -> int:
         """Connections with a request in progress: being served by a thread,

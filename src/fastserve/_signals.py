@@ -39,8 +39,14 @@ Stopping to accept
     The process that owns the listening socket shuts it down
     (:func:`stop_listening`): connection attempts are refused at once, also
     while a pre-fork worker, a reloader child or a subprocess that inherited
-    the descriptor still holds it. Processes that share it (reloader child,
-    pre-fork workers) only take it out of their poller.
+    the descriptor still holds it. Shutting a listener down resets the
+    connections queued on it, so the process that is about to do it first
+    accepts them (``Engine.begin_drain`` with ``sweep_on_drain``) and serves
+    them like the requests in flight. A pre-fork worker with its own
+    ``SO_REUSEPORT`` listener does the same with that one (shut down, it
+    leaves the group; see :mod:`fastserve._reuseport`). Processes that share
+    a socket (reloader child, pre-fork workers on one socket) only take it
+    out of their poller and leave its queue to its owner.
 """
 
 from __future__ import annotations

@@ -12,8 +12,9 @@ Runtime flow (cheroot-style)::
         non-threaded ........ Engine.lead() in the calling thread
         threaded ............ LeaderFollowers (_workers.py): a leader thread runs
                               Engine.lead(), the calling thread monitors it
-        processes=N ......... Prefork (_workers.py): N forked workers, each runs
-                              Engine.lead() single-threaded
+        processes=N ......... Prefork (_prefork.py): N forked workers, each runs
+                              Engine.lead() single-threaded; on Linux each on
+                              its own SO_REUSEPORT listener (_reuseport.py)
     Engine.lead()                                   # one thread at a time
         loop: fds = poller.poll(...)                 # level-triggered epoll; a
                                                      # connection stays registered
@@ -40,8 +41,9 @@ Runtime flow (cheroot-style)::
     SIGTERM/Ctrl+C  (serve_forever in the main thread, see _signals.py) the
                     handler only records the signal and releases the drain
                     thread, which calls Engine.begin_drain (no more accepts,
-                    idle keep-alive closed, Connection: close on what is in
-                    flight), waits until Engine.in_flight() is 0 or
+                    what is queued on a listener this process shuts down is
+                    accepted first, idle keep-alive closed, Connection: close
+                    on what is in flight), waits until Engine.in_flight() is 0 or
                     shutdown_timeout passed, then stops the engine; a second
                     Ctrl+C stops at once; after SIGTERM the process ends as
                     killed by it
@@ -81,8 +83,9 @@ closes every connection), strict parsing (bad requests are refused before the
 app with a status and a log line), HEAD/1xx/204/304 carry no body, one
 ``100 Continue`` only to HTTP/1.1 clients when the app reads, chunked responses
 only to HTTP/1.1 clients, a disconnect mid-response is logged, ``processes=N``
-pre-forks N workers (werkzeug forks per connection), the TLS handshake runs per
-connection instead of in ``accept()``.
+pre-forks N workers (werkzeug forks per connection; on Linux each worker gets
+an ``SO_REUSEPORT`` listener, see :mod:`fastserve._reuseport`), the TLS
+handshake runs per connection instead of in ``accept()``.
 """
 
 from __future__ import annotations
@@ -321,7 +324,9 @@ class BaseWSGIServer(HTTPServer):
             _signals.die_by(signal.SIGTERM)
 
     def _serve(self, poll_interval: float) -> None:
-        engine = self._engine = Engine(self, poll_interval)
+        # a socket this process bound is shut down when it drains: what is
+        # queued on it is accepted first (an inherited one is left to its owner)
+        engine = self._engine = Engine(self, poll_interval, sweep_on_drain=self._owns_listener)
         if self.multithread:
             self._start_drain(engine, None)
             pool = LeaderFollowers(engine, self.max_threads, self.promote_after)
@@ -336,16 +341,39 @@ class BaseWSGIServer(HTTPServer):
             self._start_drain(engine, self._signals)
             engine.lead(0)
 
-    def _serve_worker(self, parent_pid: int) -> None:
-        """Body of a pre-fork worker process (its only thread is its main thread)."""
+    def _serve_worker(
+        self,
+        parent_pid: int,
+        listener: socket.socket | None = None,
+        others: list[socket.socket] | None = None,
+    ) -> None:
+        """Body of a pre-fork worker process (its only thread is its main thread).
+
+        :param listener: this worker's own listening socket (one of the
+            parent's ``SO_REUSEPORT`` group, see :mod:`fastserve._reuseport`),
+            or None to accept on the shared :attr:`socket`.
+        :param others: the other workers' listeners (taken from when idle).
+        """
         self._owns_listener = False  # the parent's and the other workers' too
         self._stop_signal = None
         self._closing = False
         self._drain_go = threading.Lock()
         self._drain_go.acquire()
+        if listener is not None:
+            # back in the group if a previous worker shut it down when it stopped
+            listener.listen(self.request_queue_size)
         signals = _signals.StopSignals(self._request_stop)
         self._signals = signals if signals.install() else None
-        engine = self._engine = Engine(self, 0.5, parent_pid=parent_pid)
+        # its own listener is shut down when the worker drains (it leaves the
+        # group), after what is queued on it was accepted
+        engine = self._engine = Engine(
+            self,
+            0.5,
+            parent_pid=parent_pid,
+            listener=listener,
+            sweep_on_drain=listener is not None,
+            others=others,
+        )
         self._start_drain(engine, self._signals)
         try:
             engine.lead(0)
@@ -398,8 +426,9 @@ class BaseWSGIServer(HTTPServer):
         if self._stop_signal is None or engine.stopping:
             return  # serve_forever ended without a signal
         engine.begin_drain(False)
+        if engine.sweep_on_drain:  # this process shuts it down (queue swept above)
+            _signals.stop_listening(engine.listener)
         if self._owns_listener:
-            _signals.stop_listening(self.socket)
             self.socket.close()
         deadline = time.monotonic() + self.shutdown_timeout
         while not engine.stopping and engine.in_flight() and time.monotonic() < deadline:
@@ -485,6 +514,10 @@ class ForkingWSGIServer(BaseWSGIServer):
     """
 
     multiprocess = True
+    #: on Linux, give each worker its own ``SO_REUSEPORT`` listener on the
+    #: bound address, so the kernel spreads connections over the workers (see
+    #: :mod:`fastserve._reuseport`); False: every worker accepts on one socket
+    reuse_port: bool = True
 
     def __init__(
         self,

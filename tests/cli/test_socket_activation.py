@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from listening import accept_queues
 from live_command import LiveCommand, child_env, free_port, run_command
 
 from fastserve._activation import InheritedSocketError, describe, listen_fds, startup_lines
@@ -135,15 +136,22 @@ def test_listen_pid_of_another_process_is_ignored(workdir: Path) -> None:
 
 
 @pytest.mark.live
-def test_socket_outlives_a_stopped_server_and_serves_the_next(workdir: Path) -> None:
-    """systemd keeps the socket across ``systemctl restart``: a SIGTERM must not shut it down."""
+@pytest.mark.parametrize("workers", [[], ["--processes", "2"]], ids=["plain", "processes"])
+def test_socket_outlives_a_stopped_server_and_serves_the_next(
+    workdir: Path, workers: list[str]
+) -> None:
+    """systemd keeps the socket across ``systemctl restart``: a SIGTERM must not shut it down.
+
+    Pre-fork workers share the inherited socket (no ``SO_REUSEPORT`` listeners
+    of their own, which would outlive the hand-off)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         sock.listen(16)
         port = sock.getsockname()[1]
         for _ in range(2):  # start, stop, start again on the same socket
             server = subprocess.Popen(
-                [sys.executable, "-m", "fastserve", "hello:app", "--fd", str(sock.fileno())],
+                [sys.executable, "-m", "fastserve", "hello:app", "--fd", str(sock.fileno())]
+                + workers,
                 cwd=workdir,
                 env=child_env(workdir),
                 pass_fds=[sock.fileno()],
@@ -156,6 +164,8 @@ def test_socket_outlives_a_stopped_server_and_serves_the_next(workdir: Path) -> 
                 client.request("GET", "/")
                 assert client.getresponse().read().startswith(b"hello v1")
                 client.close()
+                if sys.platform.startswith("linux"):
+                    assert len(accept_queues(port)) == 1  # only the inherited socket
                 server.send_signal(signal.SIGTERM)
                 server.wait(timeout=30)
             finally:

@@ -33,7 +33,7 @@ import os
 import sys
 import time
 
-from fastserve.serving import BaseWSGIServer, run_simple
+from fastserve.serving import BaseWSGIServer, ForkingWSGIServer, run_simple
 
 STARTED = sys.argv[3]
 
@@ -49,6 +49,7 @@ def app(environ, start_response):
 
 port, options = int(sys.argv[1]), json.loads(sys.argv[2])
 BaseWSGIServer.shutdown_timeout = options.pop("shutdown_timeout", 10.0)
+ForkingWSGIServer.reuse_port = options.pop("reuse_port", True)
 run_simple("127.0.0.1", port, app, **options)
 print("RETURNED", flush=True)
 """
@@ -251,7 +252,10 @@ def test_reloader_child_drains(start: Any, signum: int, group: bool) -> None:
 
 @pytest.mark.parametrize("group", [False, True], ids=["parent", "group"])
 def test_prefork_workers_drain(start: Any, group: bool) -> None:
-    server = start(processes=2)
+    # one shared socket: an idle worker takes the next connection (with one
+    # listener per worker it could queue behind the busy one; that case is in
+    # test_live_reuseport.py)
+    server = start(processes=2, reuse_port=False)
     server.slow_requests(1)
     # one request per worker: the second one starts in the other worker
     server.slow_requests(1)
