@@ -234,6 +234,7 @@ class ContentLengthReader(_Reader):
         """Whether part of the body was not read by the application."""
         return self._left > 0 or self._pos < len(self._buf)
 
+
 class ChunkedReader(_Reader):
     """A ``Transfer-Encoding: chunked`` body (RFC 9112 §7.1).
 

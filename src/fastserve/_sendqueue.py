@@ -30,7 +30,7 @@ if sys.platform.startswith("linux"):
             raw = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
         except (OSError, ValueError):
             return None
-        return _INT.unpack(raw)[0]
+        return int(_INT.unpack(raw)[0])
 
 elif sys.platform == "darwin":
     _SO_NWRITE = 0x1024  # <sys/socket.h>: bytes not yet acknowledged
