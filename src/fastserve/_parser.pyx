@@ -26,7 +26,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromSt
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport PyObject
 from cpython.unicode cimport PyUnicode_Check
-from libc.string cimport memchr, memcmp, memcpy
+from libc.string cimport memchr, memcmp, memcpy, memset
 
 import sys
 
@@ -491,6 +491,205 @@ cdef int _check_value(const unsigned char* p, Py_ssize_t n, const unsigned char*
     return high
 
 
+# --- framing fields: read while the environ is built, judged once the head is complete ------
+# The twin's _elements / _check_transfer_coding / _content_length, without lists: every
+# comma-separated list goes through _next_element, and what the fields say is gathered in
+# a Framing record, field by field, so that no value is scanned twice.
+
+cdef enum:
+    # the first defect of Content-Length (RFC 9110 §8.6, RFC 9112 §6.3)
+    CL_OK = 0
+    CL_SYNTAX = 1       # not 1*DIGIT (or an empty element)
+    CL_TOO_LARGE = 2    # over 63 bits
+    CL_DIFFERS = 3      # a value differs from the one before it
+
+cdef struct Framing:
+    bint te                         # a Transfer-Encoding field line was seen
+    Py_ssize_t te_codings           # its non-empty elements
+    Py_ssize_t te_chunked           # ... that are "chunked"
+    bint te_last_chunked            # the last one is "chunked"
+    bint te_unknown                 # one is not in _abnf.KNOWN_TRANSFER_CODINGS
+    Py_ssize_t cl_lines             # Content-Length field lines
+    Py_ssize_t cl_last              # the field index of the last one
+    Py_ssize_t cl_elems             # their elements
+    int cl_bad                      # the first defect (CL_*)
+    unsigned long long cl_value     # the value while there is none
+    bint close                      # Connection: close
+    bint keep_alive                 # Connection: keep-alive
+    bint expect_continue            # Expect: 100-continue
+
+
+cdef inline void _trim_ows(const unsigned char* v, Py_ssize_t* start, Py_ssize_t* end) noexcept:
+    """Narrow ``v[start:end]`` by its leading and trailing OWS (RFC 9110 §5.6.3)."""
+    cdef Py_ssize_t k = start[0], d = end[0]
+    while k < d and CT[v[k]] & C_OWS:
+        k += 1
+    while d > k and CT[v[d - 1]] & C_OWS:
+        d -= 1
+    start[0] = k
+    end[0] = d
+
+
+cdef inline bint _next_element(const unsigned char* v, Py_ssize_t n, Py_ssize_t* pos,
+                               Py_ssize_t* start, Py_ssize_t* end) noexcept:
+    """RFC 9110 §5.6.1: the next element of the comma-separated list ``v[:n]``.
+
+    ``pos`` starts at 0 and is advanced past the element; the element, OWS trimmed (maybe
+    empty, as in the twin's ``_elements``), is ``v[start:end]``. False when none is left.
+    """
+    cdef Py_ssize_t a = pos[0], b
+    if a > n:
+        return False
+    b = a
+    while b < n and v[b] != b",":
+        b += 1
+    pos[0] = b + 1
+    start[0] = a
+    end[0] = b
+    _trim_ows(v, start, end)
+    return True
+
+
+cdef inline int _decimal(const unsigned char* v, Py_ssize_t k, Py_ssize_t d,
+                         unsigned long long* value) noexcept:
+    """RFC 9110 §8.6: ``v[k:d]`` as ``1*DIGIT`` of at most 63 bits: CL_OK (and ``value``),
+    CL_SYNTAX or CL_TOO_LARGE (a non-digit after the overflow is still CL_SYNTAX)."""
+    cdef unsigned long long x = 0
+    cdef bint big = False
+    if d == k:
+        return CL_SYNTAX
+    while k < d:
+        if v[k] < b"0" or v[k] > b"9":
+            return CL_SYNTAX
+        if x > (MAX_LENGTH - (v[k] - 48)) // 10:
+            big = True
+        else:
+            x = x * 10 + (v[k] - 48)
+        k += 1
+    if big:
+        return CL_TOO_LARGE
+    value[0] = x
+    return CL_OK
+
+
+cdef void _content_length_line(Framing* fr, const unsigned char* v, Py_ssize_t n) noexcept:
+    """One Content-Length field value: RFC 9112 §6.3, a list of identical values counts once.
+
+    Element by element, the first defect (syntax, size, a value different from the one
+    before) is kept; :func:`_content_length` reports it if Transfer-Encoding is absent.
+    """
+    cdef Py_ssize_t pos = 0, k, d
+    cdef unsigned long long x = 0
+    while _next_element(v, n, &pos, &k, &d):
+        fr.cl_elems += 1
+        if fr.cl_bad != CL_OK:
+            continue
+        fr.cl_bad = _decimal(v, k, d, &x)
+        if fr.cl_bad == CL_OK:
+            if fr.cl_elems > 1 and x != fr.cl_value:
+                fr.cl_bad = CL_DIFFERS
+            fr.cl_value = x
+
+
+cdef void _transfer_coding_line(Framing* fr, const unsigned char* v, Py_ssize_t n) noexcept:
+    """One Transfer-Encoding field value: RFC 9112 §6.1, comma-separated transfer codings,
+    case-insensitive, empty elements ignored; judged by :func:`_check_transfer_coding`."""
+    cdef Py_ssize_t pos = 0, k, d
+    fr.te = True
+    while _next_element(v, n, &pos, &k, &d):
+        if d > k:
+            fr.te_codings += 1
+            fr.te_last_chunked = d - k == 7 and _ieq(v + k, b"chunked", 7)
+            if fr.te_last_chunked:
+                fr.te_chunked += 1
+            elif not _known_coding(v + k, d - k):
+                fr.te_unknown = True
+
+
+cdef void _connection_line(Framing* fr, const unsigned char* v, Py_ssize_t n) noexcept:
+    """One Connection field value: RFC 9112 §9.3, §9.6, the options "close" and "keep-alive"."""
+    cdef Py_ssize_t pos = 0, k, d
+    while _next_element(v, n, &pos, &k, &d):
+        if d - k == 5 and _ieq(v + k, b"close", 5):
+            fr.close = True
+        elif d - k == 10 and _ieq(v + k, b"keep-alive", 10):
+            fr.keep_alive = True
+
+
+cdef inline bint _is_100_continue(const unsigned char* v, Py_ssize_t n) noexcept:
+    """RFC 9110 §10.1.1: the Expect field value is ``100-continue`` (OWS trimmed, any case)."""
+    cdef Py_ssize_t k = 0, d = n
+    _trim_ows(v, &k, &d)
+    return d - k == 12 and _ieq(v + k, b"100-continue", 12)
+
+
+cdef inline void _framing_field(Framing* fr, int kind, Py_ssize_t index, str value) noexcept:
+    """Read field ``index`` (``value``: its logical value, one latin-1 byte per character)
+    into ``fr`` when it is one of the framing fields (kind F_CLEN, F_TE, F_CONN, F_EXPECT)."""
+    cdef const unsigned char* v = <const unsigned char*>PyUnicode_DATA(value)
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(value)
+    if kind == F_CLEN:
+        fr.cl_lines += 1
+        fr.cl_last = index
+        _content_length_line(fr, v, n)
+    elif kind == F_TE:
+        _transfer_coding_line(fr, v, n)
+    elif kind == F_CONN:
+        _connection_line(fr, v, n)
+    elif kind == F_EXPECT:
+        fr.expect_continue |= _is_100_continue(v, n)
+
+
+cdef int _check_transfer_coding(const Framing* fr) except -1:
+    """RFC 9112 §6.1, §6.3: the codings must be known, and chunked final and once."""
+    if fr.te_codings == 0:
+        raise InvalidTransferEncodingError(EMPTY_TRANSFER_ENCODING_REASON)
+    if fr.te_unknown:
+        raise UnsupportedTransferEncodingError()  # RFC 9110 §15.6.2: 501
+    if fr.te_chunked != 1 or not fr.te_last_chunked:
+        raise InvalidTransferEncodingError(CHUNKED_NOT_FINAL_REASON)
+    return 0
+
+
+cdef long long _content_length(const Framing* fr) except -1:
+    """RFC 9110 §8.6, RFC 9112 §6.3: the length the Content-Length lines give, or their
+    first defect raised."""
+    if fr.cl_bad == CL_SYNTAX:
+        raise InvalidContentLengthError()
+    if fr.cl_bad == CL_TOO_LARGE:
+        raise InvalidContentLengthError(CONTENT_LENGTH_TOO_LARGE_REASON)
+    if fr.cl_bad == CL_DIFFERS:
+        raise InvalidContentLengthError(CONTENT_LENGTH_DIFFERS_REASON)
+    return <long long>fr.cl_value
+
+
+cdef bint _known_coding(const unsigned char* p, Py_ssize_t n) noexcept:
+    """``p[:n]`` is in ``_abnf.KNOWN_TRANSFER_CODINGS`` (case-insensitive)."""
+    cdef bytes c
+    cdef const unsigned char* q
+    cdef Py_ssize_t i
+    for c in KNOWN_CODINGS:
+        if PyBytes_GET_SIZE(c) == n:
+            q = <const unsigned char*>PyBytes_AS_STRING(c)
+            for i in range(n):
+                if (p[i] | 0x20 if p[i] >= b"A" and p[i] <= b"Z" else p[i]) != q[i]:
+                    break
+            else:
+                return True
+    return False
+
+
+cdef inline int _add_value(dict env, object key, object value) except -1:
+    """``env[key] = value``; a repeated field is joined with "," in arrival order
+    (RFC 9110 §5.3)."""
+    # compare sizes, not identity: "" is a singleton
+    cdef Py_ssize_t size = PyDict_GET_SIZE(env)
+    cdef PyObject* prev = PyDict_SetDefault(env, key, value)
+    if PyDict_GET_SIZE(env) == size:
+        env[key] = <object>prev + "," + value
+    return 0
+
+
 # --- request parser ------------------------------------------------------------------------
 
 cdef struct Field:
@@ -507,13 +706,6 @@ cdef enum:
     P_START = 0     # before / inside the request line
     P_FIELDS = 1    # field lines
     P_DONE = 2      # head complete; the next parse() starts a new request
-
-cdef enum:
-    # the first defect of Content-Length (RFC 9110 §8.6, RFC 9112 §6.3)
-    CL_OK = 0
-    CL_SYNTAX = 1       # not 1*DIGIT (or an empty element)
-    CL_TOO_LARGE = 2    # over 63 bits
-    CL_DIFFERS = 3      # a value differs from the one before it
 
 cdef enum:
     T_ORIGIN = 0
@@ -912,38 +1104,19 @@ cdef class RequestParser:
         finally:
             PyMem_Free(buf)
 
-    cdef int _finish(self, const unsigned char* p) except -1:
-        """The head is complete: build the environ and decide the framing (RFC 9112 §6)."""
-        cdef dict env
-        cdef Py_ssize_t i, j, n, total, ms = self._rl_start
-        cdef Py_ssize_t mlen = self._m_end - ms
-        cdef Field* f
-        cdef Field* g
-        cdef const unsigned char* v
-        cdef unsigned char* scratch = NULL
-        cdef Py_ssize_t scratch_size = 0
-        cdef bint high
-        cdef object key, value, old
-        cdef PyObject* prev
-        # framing state
-        cdef bint te = False, te_unknown = False, te_last_chunked = False
-        cdef Py_ssize_t te_elems = 0, te_chunked = 0
-        cdef Py_ssize_t cl_lines = 0, cl_elems = 0
-        cdef int cl_bad = CL_OK
-        cdef bint cl_big, conn_close = False, conn_keep = False, expect = False
-        cdef unsigned long long cl_value = 0, x
-        cdef object cl_last = None
-        cdef Py_ssize_t a, b, k, d
-        cdef str method = None
-        cdef str version
+    cdef str _method_name(self, const unsigned char* p):
+        """The method: one of the interned METHODS, else a new str."""
+        cdef Py_ssize_t ms = self._rl_start, mlen = self._m_end - ms
+        cdef str name
+        for name in METHODS:
+            if PyUnicode_GET_LENGTH(name) == mlen and memcmp(PyUnicode_DATA(name), p + ms, mlen) == 0:
+                return name
+        return _ascii(p + ms, mlen)
 
-        for key in METHODS:
-            if PyUnicode_GET_LENGTH(key) == mlen and memcmp(PyUnicode_DATA(key), p + ms, mlen) == 0:
-                method = key
-                break
-        if method is None:
-            method = _ascii(p + ms, mlen)
-        version = S_HTTP11 if self._http11 else S_HTTP10
+    cdef dict _request_environ(self, const unsigned char* p, str method, str version):
+        """A new environ with the request line's entries (see ``_TEMPLATE``)."""
+        cdef dict env
+        cdef object uri
         if self._nfields <= TEMPLATE_FIELDS:
             env = PyDict_Copy(_TEMPLATE)
         else:
@@ -962,211 +1135,115 @@ cdef class RequestParser:
             env[K_PATH_INFO] = self._path_info(p)
         if self._q_start >= 0:
             env[K_QUERY_STRING] = _ascii(p + self._q_start, self._q_end - self._q_start)
-        value = _ascii(p + self._uri_start, self._t_end - self._uri_start)
-        env[K_REQUEST_URI] = value
-        env[K_RAW_URI] = value
+        uri = _ascii(p + self._uri_start, self._t_end - self._uri_start)
+        env[K_REQUEST_URI] = uri
+        env[K_RAW_URI] = uri
+        return env
 
-        try:
-            i = 0
-            while i < self._nfields:
-                f = &self._fields[i]
-                # the logical value: this line's value plus its obs-fold lines (CRLF removed)
-                j = i + 1
-                while j < self._nfields and self._fields[j].kind == F_FOLD:
-                    j += 1
-                high = f.high
-                if j == i + 1:
-                    v = p + f.value_start
-                    n = f.value_end - f.value_start
-                else:
-                    total = f.value_end - f.value_start
-                    for k in range(i + 1, j):
-                        g = &self._fields[k]
-                        total += g.value_end - g.value_start
-                        high |= g.high
-                    if total > scratch_size:
-                        PyMem_Free(scratch)
-                        scratch = <unsigned char*>PyMem_Malloc(total + 1)
-                        if scratch == NULL:
-                            raise MemoryError()
-                        scratch_size = total
-                    n = f.value_end - f.value_start
-                    memcpy(scratch, p + f.value_start, n)
-                    for k in range(i + 1, j):
-                        g = &self._fields[k]
-                        memcpy(scratch + n, p + g.value_start, g.value_end - g.value_start)
-                        n += g.value_end - g.value_start
-                    v = scratch
-                if f.kind == F_DROP:
-                    i = j
-                    continue
-                value = _latin1(v, n, high)
+    cdef inline Py_ssize_t _fold_end(self, Py_ssize_t i) noexcept:
+        """The index of the first field after field ``i`` and its obs-fold lines."""
+        i += 1
+        while i < self._nfields and self._fields[i].kind == F_FOLD:
+            i += 1
+        return i
+
+    cdef object _field_value(self, const unsigned char* p, Py_ssize_t i, Py_ssize_t end):
+        """The value of field ``i`` as a latin-1 str, with its obs-fold lines ``i+1:end``
+        appended whole, CRLFs removed (RFC 9112 §5.2)."""
+        cdef Field* f = &self._fields[i]
+        cdef Field* g
+        cdef Py_ssize_t k, n = f.value_end - f.value_start
+        cdef bint high = f.high
+        cdef unsigned char* w
+        if end == i + 1:
+            return _latin1(p + f.value_start, n, high)
+        for k in range(i + 1, end):
+            g = &self._fields[k]
+            n += g.value_end - g.value_start
+            high |= g.high
+        value = PyUnicode_New(n, 255 if high else 127)
+        w = <unsigned char*>PyUnicode_DATA(value)
+        for k in range(i, end):
+            g = &self._fields[k]
+            memcpy(w, p + g.value_start, g.value_end - g.value_start)
+            w += g.value_end - g.value_start
+        return value
+
+    cdef int _add_fields(self, const unsigned char* p, dict env, Framing* fr) except -1:
+        """Every field into the environ under werkzeug's key, the framing fields into ``fr``.
+
+        Names with "_" are left out (werkzeug drops them: "_" and "-" map to the same key).
+        """
+        cdef Py_ssize_t i = 0, end
+        cdef Field* f
+        cdef object key
+        cdef str value
+        while i < self._nfields:
+            f = &self._fields[i]
+            end = self._fold_end(i)
+            if f.kind != F_DROP:
+                value = self._field_value(p, i, end)
+                if f.kind != F_OTHER:
+                    _framing_field(fr, f.kind, i, value)
                 if f.key != NULL:
                     key = <object>f.key
                 else:
                     key = _environ_key(p + f.name_start, f.name_end - f.name_start)
-                if f.kind == F_OTHER or f.kind == F_HOST or f.kind == F_CTYPE:
-                    pass
-                elif f.kind == F_CLEN:
-                    cl_last = value
-                    cl_lines += 1
-                    # RFC 9110 §8.6: 1*DIGIT; RFC 9112 §6.3: a list of identical values counts once
-                    a = 0
-                    while a <= n:
-                        b = a
-                        while b < n and v[b] != b",":
-                            b += 1
-                        d = b
-                        k = a
-                        while k < d and CT[v[k]] & C_OWS:
-                            k += 1
-                        while d > k and CT[v[d - 1]] & C_OWS:
-                            d -= 1
-                        cl_elems += 1
-                        # the first bad element decides; per element: syntax, size, equality
-                        if cl_bad == CL_OK:
-                            if d == k:
-                                cl_bad = CL_SYNTAX
-                            x = 0
-                            cl_big = False
-                            while k < d:
-                                if v[k] < b"0" or v[k] > b"9":
-                                    cl_bad = CL_SYNTAX
-                                    break
-                                if x > (MAX_LENGTH - (v[k] - 48)) // 10:
-                                    cl_big = True
-                                else:
-                                    x = x * 10 + (v[k] - 48)
-                                k += 1
-                            if cl_bad == CL_OK:
-                                if cl_big:
-                                    cl_bad = CL_TOO_LARGE
-                                elif cl_elems > 1 and x != cl_value:
-                                    cl_bad = CL_DIFFERS
-                                cl_value = x
-                        a = b + 1
-                else:
-                    if f.kind == F_TE:
-                        te = True
-                        # RFC 9112 §6.1: comma-separated transfer codings, OWS around them
-                        a = 0
-                        while a <= n:
-                            b = a
-                            while b < n and v[b] != b",":
-                                b += 1
-                            d = b
-                            k = a
-                            while k < d and CT[v[k]] & C_OWS:
-                                k += 1
-                            while d > k and CT[v[d - 1]] & C_OWS:
-                                d -= 1
-                            if d > k:
-                                te_elems += 1
-                                te_last_chunked = d - k == 7 and _ieq(v + k, b"chunked", 7)
-                                if te_last_chunked:
-                                    te_chunked += 1
-                                elif not _known_coding(v + k, d - k):
-                                    te_unknown = True
-                            a = b + 1
-                    elif f.kind == F_CONN:
-                        # RFC 9112 §9.3, §9.6: connection options
-                        a = 0
-                        while a <= n:
-                            b = a
-                            while b < n and v[b] != b",":
-                                b += 1
-                            d = b
-                            k = a
-                            while k < d and CT[v[k]] & C_OWS:
-                                k += 1
-                            while d > k and CT[v[d - 1]] & C_OWS:
-                                d -= 1
-                            if d - k == 5 and _ieq(v + k, b"close", 5):
-                                conn_close = True
-                            elif d - k == 10 and _ieq(v + k, b"keep-alive", 10):
-                                conn_keep = True
-                            a = b + 1
-                    elif f.kind == F_EXPECT:
-                        # RFC 9110 §10.1.1
-                        k = 0
-                        d = n
-                        while k < d and CT[v[k]] & C_OWS:
-                            k += 1
-                        while d > k and CT[v[d - 1]] & C_OWS:
-                            d -= 1
-                        if d - k == 12 and _ieq(v + k, b"100-continue", 12):
-                            expect = True
-                # repeated fields are joined with "," in arrival order
-                # (compare sizes, not identity: "" is a singleton)
-                k = PyDict_GET_SIZE(env)
-                prev = PyDict_SetDefault(env, key, value)
-                if PyDict_GET_SIZE(env) == k:
-                    old = <object>prev
-                    env[key] = old + "," + value
-                i = j
-        finally:
-            PyMem_Free(scratch)
+                _add_value(env, key, value)
+            i = end
+        return 0
 
-        # RFC 9112 §6.1, §6.3: Transfer-Encoding frames the body; Content-Length then ignored
-        cdef bint chunked = False, must_close = False
-        cdef long long content_length = 0
-        if te:
-            if te_unknown:
-                raise UnsupportedTransferEncodingError()  # 501
-            if te_elems == 0:
-                raise InvalidTransferEncodingError(EMPTY_TRANSFER_ENCODING_REASON)
-            if te_chunked != 1 or not te_last_chunked:
-                raise InvalidTransferEncodingError(CHUNKED_NOT_FINAL_REASON)
-            chunked = True
-            content_length = -1
-            if cl_lines:
-                env[K_CONTENT_LENGTH] = cl_last  # passed through unchecked (werkzeug)
-            # framing in doubt (TE with CL, or TE in HTTP/1.0): close after the response
-            must_close = cl_lines > 0 or not self._http11
-        elif cl_lines:
-            if cl_bad == CL_SYNTAX:
-                raise InvalidContentLengthError()
-            if cl_bad == CL_TOO_LARGE:
-                raise InvalidContentLengthError(CONTENT_LENGTH_TOO_LARGE_REASON)
-            if cl_bad == CL_DIFFERS:
-                raise InvalidContentLengthError(CONTENT_LENGTH_DIFFERS_REASON)
-            content_length = <long long>cl_value
-            if cl_elems > 1:
-                env[K_CONTENT_LENGTH] = str(cl_value)
+    cdef long long _framing(self, const unsigned char* p, dict env, const Framing* fr,
+                            bint* must_close) except -2:
+        """RFC 9112 §6.1, §6.3: the body's length, ``-1`` when Transfer-Encoding frames it
+        (Content-Length is then ignored); ``must_close`` when the framing is in doubt."""
+        cdef long long length
+        must_close[0] = False
+        if fr.te:
+            _check_transfer_coding(fr)
+            if fr.cl_lines:
+                # passed through unchecked (werkzeug)
+                env[K_CONTENT_LENGTH] = self._field_value(p, fr.cl_last, self._fold_end(fr.cl_last))
+            # TE with CL, or TE in HTTP/1.0: close after the response
+            must_close[0] = fr.cl_lines > 0 or not self._http11
+            return -1
+        if not fr.cl_lines:
+            return 0
+        length = _content_length(fr)
+        if fr.cl_elems > 1:
+            env[K_CONTENT_LENGTH] = str(length)
+        return length
+
+    cdef int _finish(self, const unsigned char* p) except -1:
+        """The head is complete: build the environ and decide the framing (RFC 9112 §6)."""
+        cdef Framing fr
+        cdef bint must_close
+        cdef long long content_length
+        cdef str method = self._method_name(p)
+        cdef str version = S_HTTP11 if self._http11 else S_HTTP10
+        cdef dict env = self._request_environ(p, method, version)
+        memset(&fr, 0, sizeof(Framing))
+        self._add_fields(p, env, &fr)
         if self._host_start >= 0:
+            # RFC 9112 §3.2.2: an absolute-form target's authority replaces Host
             env[K_HTTP_HOST] = _ascii(p + self._host_start, self._host_end - self._host_start)
+        content_length = self._framing(p, env, &fr, &must_close)
         # results are replaced only once the head is known to be good
         self.environ = env
         self.method = method
         self.version = version
         self.content_length = content_length
-        self.chunked = chunked
+        self.chunked = content_length < 0
         self.must_close = must_close
         # RFC 9112 §9.3: persistence
-        if must_close or conn_close:
+        if must_close or fr.close:
             self.keep_alive = False
         elif self._http11:
             self.keep_alive = True
         else:
-            self.keep_alive = conn_keep
-        self.expect_continue = expect
+            self.keep_alive = fr.keep_alive
+        self.expect_continue = fr.expect_continue
         return 0
-
-
-cdef bint _known_coding(const unsigned char* p, Py_ssize_t n) noexcept:
-    """``p[:n]`` is in ``_abnf.KNOWN_TRANSFER_CODINGS`` (case-insensitive)."""
-    cdef bytes c
-    cdef const unsigned char* q
-    cdef Py_ssize_t i
-    for c in KNOWN_CODINGS:
-        if PyBytes_GET_SIZE(c) == n:
-            q = <const unsigned char*>PyBytes_AS_STRING(c)
-            for i in range(n):
-                if (p[i] | 0x20 if p[i] >= b"A" and p[i] <= b"Z" else p[i]) != q[i]:
-                    break
-            else:
-                return True
-    return False
 
 
 # --- chunked body decoder (RFC 9112 §7.1) --------------------------------------------------
