@@ -932,30 +932,16 @@ cdef class RequestParser:
         return 0
 
     cdef int _target(self, const unsigned char* p, Py_ssize_t ts, Py_ssize_t te) except -1:
-        """Classify the request-target (RFC 9112 §3.2) and record its parts."""
-        cdef Py_ssize_t i, a, h, ae, path_start, end
+        """Classify the request-target ``p[ts:te]`` (RFC 9112 §3.2) and record its parts."""
+        cdef Py_ssize_t i, path_start, end
         cdef const unsigned char* hash_
         cdef const unsigned char* qmark
-        cdef unsigned char c
         cdef Py_ssize_t mlen = self._m_end - self._rl_start
-        cdef bint is_connect = mlen == 7 and memcmp(p + self._rl_start, b"CONNECT", 7) == 0
         self._q_start = -1
         self._q_end = -1
         self._host_start = -1
-        if is_connect:
-            # §3.2.3 authority-form = uri-host ":" port, only (and always) with CONNECT
-            self._form = T_AUTHORITY
-            i = te - 1
-            while i >= ts and p[i] >= b"0" and p[i] <= b"9":
-                i -= 1
-            if i <= ts or p[i] != b":" or i == te - 1:
-                raise InvalidTargetError(CONNECT_TARGET_REASON)
-            for a in range(ts, te):
-                c = p[a]
-                if c == b"/" or c == b"?" or c == b"#" or c == b"@":
-                    raise InvalidTargetError(CONNECT_TARGET_REASON)
-            self._uri_start = ts
-            self._path_start = self._path_end = ts
+        if mlen == 7 and memcmp(p + self._rl_start, b"CONNECT", 7) == 0:
+            self._authority_form(p, ts, te)
             return 0
         if p[ts] == b"/":
             # §3.2.1 origin-form; a leading run of "/" collapses to one (werkzeug)
@@ -975,34 +961,7 @@ cdef class RequestParser:
             self._path_end = te
             return 0
         else:
-            # §3.2.2 absolute-form; RFC 3986 §3.1 scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
-            c = p[ts] | 0x20
-            if not (c >= b"a" and c <= b"z"):
-                raise InvalidTargetError()
-            i = ts + 1
-            while i < te:
-                c = p[i]
-                if not ((c | 0x20) >= b"a" and (c | 0x20) <= b"z" or c >= b"0" and c <= b"9"
-                        or c == b"+" or c == b"-" or c == b"."):
-                    break
-                i += 1
-            if te - i < 3 or memcmp(p + i, b"://", 3) != 0:
-                raise InvalidTargetError()
-            a = i + 3
-            ae = a
-            while ae < te:
-                c = p[ae]
-                if c == b"/" or c == b"?" or c == b"#":
-                    break
-                ae += 1
-            # RFC 3986 §3.2, RFC 9110 §4.2.1: the one Python rule (absolute-form is rare);
-            # the host starts after the userinfo, which never reaches HTTP_HOST
-            h = a + <Py_ssize_t>_authority_host(PyBytes_FromStringAndSize(<const char*>p + a, ae - a))
-            self._form = T_ABSOLUTE
-            self._host_start = h
-            self._host_end = ae
-            self._uri_start = ts
-            path_start = ae
+            path_start = self._absolute_form(p, ts, te)
         # path up to "?" or "#"; query after "?" up to "#" (the fragment is dropped)
         hash_ = <const unsigned char*>memchr(p + path_start, b"#", te - path_start)
         end = te if hash_ == NULL else hash_ - p
@@ -1015,6 +974,59 @@ cdef class RequestParser:
             self._q_start = qmark - p + 1
             self._q_end = end
         return 0
+
+    cdef int _authority_form(self, const unsigned char* p, Py_ssize_t ts,
+                             Py_ssize_t te) except -1:
+        """RFC 9112 §3.2.3: ``authority-form = uri-host ":" port``, only (and always) with
+        CONNECT."""
+        cdef Py_ssize_t i = te - 1, a
+        cdef unsigned char c
+        while i >= ts and p[i] >= b"0" and p[i] <= b"9":
+            i -= 1
+        if i <= ts or p[i] != b":" or i == te - 1:
+            raise InvalidTargetError(CONNECT_TARGET_REASON)
+        for a in range(ts, te):
+            c = p[a]
+            if c == b"/" or c == b"?" or c == b"#" or c == b"@":
+                raise InvalidTargetError(CONNECT_TARGET_REASON)
+        self._form = T_AUTHORITY
+        self._uri_start = ts
+        self._path_start = self._path_end = ts
+        return 0
+
+    cdef Py_ssize_t _absolute_form(self, const unsigned char* p, Py_ssize_t ts,
+                                   Py_ssize_t te) except -1:
+        """RFC 9112 §3.2.2: ``absolute-form = absolute-URI``; records the host and returns
+        where the path starts. RFC 3986 §3.1:
+        ``scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )``, then ``"://" authority``."""
+        cdef Py_ssize_t i, a, ae, h
+        cdef unsigned char c = p[ts] | 0x20
+        if not (c >= b"a" and c <= b"z"):
+            raise InvalidTargetError()
+        i = ts + 1
+        while i < te:
+            c = p[i]
+            if not ((c | 0x20) >= b"a" and (c | 0x20) <= b"z" or c >= b"0" and c <= b"9"
+                    or c == b"+" or c == b"-" or c == b"."):
+                break
+            i += 1
+        if te - i < 3 or memcmp(p + i, b"://", 3) != 0:
+            raise InvalidTargetError()
+        a = i + 3
+        ae = a
+        while ae < te:
+            c = p[ae]
+            if c == b"/" or c == b"?" or c == b"#":
+                break
+            ae += 1
+        # RFC 3986 §3.2, RFC 9110 §4.2.1: the one Python rule (absolute-form is rare);
+        # the host starts after the userinfo, which never reaches HTTP_HOST
+        h = a + <Py_ssize_t>_authority_host(PyBytes_FromStringAndSize(<const char*>p + a, ae - a))
+        self._form = T_ABSOLUTE
+        self._host_start = h
+        self._host_end = ae
+        self._uri_start = ts
+        return ae
 
     cdef int _version(self, const unsigned char* p, Py_ssize_t vs, Py_ssize_t ve) except -1:
         """RFC 9112 §2.3: ``HTTP-version = "HTTP/" DIGIT "." DIGIT``; only 1.0 and 1.1 served."""
@@ -1374,12 +1386,8 @@ cdef class ChunkedDecoder:
             _release(&b)
 
     cdef tuple _decode(self, const unsigned char* p, Py_ssize_t n):
-        cdef Py_ssize_t pos = 0, npieces = 0, total = 0, e, le, k, i, name_end, value_start
+        cdef Py_ssize_t pos = 0, npieces = 0, total = 0, e, le, k, i
         cdef const unsigned char* lf
-        cdef unsigned long long size
-        cdef Py_ssize_t* grown
-        cdef bint high
-        cdef PyObject* key
         cdef bytes out
         cdef char* w
         while pos < n:
@@ -1387,14 +1395,7 @@ cdef class ChunkedDecoder:
                 k = n - pos
                 if <unsigned long long>k > self._remaining:
                     k = <Py_ssize_t>self._remaining
-                if npieces == self._cap:
-                    grown = <Py_ssize_t*>PyMem_Realloc(self._pieces, 4 * self._cap * sizeof(Py_ssize_t))
-                    if grown == NULL:
-                        raise MemoryError()
-                    self._pieces = grown
-                    self._cap *= 2
-                self._pieces[2 * npieces] = pos
-                self._pieces[2 * npieces + 1] = k
+                self._add_piece(npieces, pos, k)
                 npieces += 1
                 total += k
                 pos += k
@@ -1424,16 +1425,8 @@ cdef class ChunkedDecoder:
                 if self._state == D_SIZE:
                     if le == e:
                         raise InvalidChunkError(BARE_LF_CHUNK_SIZE_REASON)
-                    _parse_chunk_size(p, pos, le, &size)
-                    pos = e + 1
-                    if size == 0:
-                        self._state = D_TRAILER  # last-chunk (RFC 9112 §7.1)
-                    else:
-                        self._remaining = size
-                        self._state = D_DATA
+                    self._size_line(p, pos, le)
                 else:
-                    # RFC 9112 §7.1.2: trailer-section = *( field-line CRLF ), then the final
-                    # CRLF; same rules and limits as the head's field lines, then dropped
                     if le == e:
                         raise InvalidHeaderError(BARE_LF_TRAILER_REASON)
                     if le == pos:
@@ -1441,15 +1434,8 @@ cdef class ChunkedDecoder:
                         self._state = D_DONE
                         self.done = True
                         break
-                    self._trailer_size += le - pos
-                    if self._trailer_size > self.max_head:
-                        raise HeadTooLargeError()
-                    self._trailer_lines += 1
-                    if self._trailer_lines > self.max_fields:
-                        raise TooManyHeadersError()
-                    _check_field_content(p, pos, le, self._trailer_lines > 1,
-                                         &name_end, &value_start, &high, &key)
-                    pos = e + 1
+                    self._trailer_line(p, pos, le)
+                pos = e + 1
             else:  # D_DONE: never consume past the end of the message
                 break
         out = PyBytes_FromStringAndSize(NULL, total)
@@ -1458,6 +1444,46 @@ cdef class ChunkedDecoder:
             memcpy(w, p + self._pieces[2 * i], self._pieces[2 * i + 1])
             w += self._pieces[2 * i + 1]
         return out, pos
+
+    cdef int _add_piece(self, Py_ssize_t index, Py_ssize_t start, Py_ssize_t length) except -1:
+        """Record chunk data ``p[start:start + length]`` as piece ``index`` of this call."""
+        cdef Py_ssize_t* grown
+        if index == self._cap:
+            grown = <Py_ssize_t*>PyMem_Realloc(self._pieces, 4 * self._cap * sizeof(Py_ssize_t))
+            if grown == NULL:
+                raise MemoryError()
+            self._pieces = grown
+            self._cap *= 2
+        self._pieces[2 * index] = start
+        self._pieces[2 * index + 1] = length
+        return 0
+
+    cdef int _size_line(self, const unsigned char* p, Py_ssize_t s, Py_ssize_t le) except -1:
+        """``chunk-size [ chunk-ext ]`` in ``p[s:le]`` (CRLF excluded); sets the next state."""
+        cdef unsigned long long size
+        _parse_chunk_size(p, s, le, &size)
+        if size == 0:
+            self._state = D_TRAILER  # last-chunk (RFC 9112 §7.1)
+        else:
+            self._remaining = size
+            self._state = D_DATA
+        return 0
+
+    cdef int _trailer_line(self, const unsigned char* p, Py_ssize_t s, Py_ssize_t le) except -1:
+        """RFC 9112 §7.1.2: ``trailer-section = *( field-line CRLF )``; a field line
+        ``p[s:le]`` with the same rules and limits as the head's, then dropped."""
+        cdef Py_ssize_t name_end, value_start
+        cdef bint high
+        cdef PyObject* key
+        self._trailer_size += le - s
+        if self._trailer_size > self.max_head:
+            raise HeadTooLargeError()
+        self._trailer_lines += 1
+        if self._trailer_lines > self.max_fields:
+            raise TooManyHeadersError()
+        _check_field_content(p, s, le, self._trailer_lines > 1,
+                             &name_end, &value_start, &high, &key)
+        return 0
 
 
 # --- response head (RFC 9112 §4, RFC 9110 §5.5) --------------------------------------------
@@ -1482,18 +1508,99 @@ cdef inline bint _has_ctl_split(const unsigned char* p, Py_ssize_t n) noexcept:
     return False
 
 
+cdef object _response_field(object item, object name, object value, int* flags):
+    """Check one header ``item`` (``name, value``) of the application's and note what the
+    server must know about it in ``flags`` (1: Connection: close, 2: Transfer-Encoding, 4:
+    Content-Length); returns the Content-Length as an int, else None."""
+    cdef const unsigned char* np_
+    cdef const unsigned char* vp
+    cdef Py_ssize_t nlen, vlen, i, k, d, pos = 0
+    if not PyUnicode_Check(name) or not PyUnicode_Check(value):
+        raise TypeError(f"header names and values must be str: {item!r}")
+    np_ = _latin1_data(name, &nlen, "header name")
+    vp = _latin1_data(value, &vlen, "header value")
+    # RFC 9110 §5.1: field-name = token; §5.5: no CR, LF or NUL in a value
+    if nlen == 0:
+        raise ValueError("empty header name")
+    for i in range(nlen):
+        if not (CT[np_[i]] & C_TCHAR):
+            raise ValueError(f"invalid header name {name!r}")
+    if _has_ctl_split(vp, vlen):
+        raise ValueError(f"invalid header value for {name!r}: {value!r}")
+    if nlen == 14 and _ieq(np_, b"content-length", 14):
+        # RFC 9110 §8.6: Content-Length = 1*DIGIT; the last one counts
+        flags[0] |= 4
+        k = 0
+        d = vlen
+        _trim_ows(vp, &k, &d)
+        if d == k:
+            raise ValueError(f"invalid Content-Length {value!r}")
+        for i in range(k, d):
+            if not (b"0" <= vp[i] <= b"9"):
+                raise ValueError(f"invalid Content-Length {value!r}")
+        length = int(value[k:d])
+        if length > MAX_LENGTH:
+            raise ValueError(f"invalid Content-Length {value!r}")
+        return length
+    if nlen == 10 and _ieq(np_, b"connection", 10):
+        # RFC 9112 §9.6: the "close" connection option
+        while _next_element(vp, vlen, &pos, &k, &d):
+            if d - k == 5 and _ieq(vp + k, b"close", 5):
+                flags[0] |= 1
+    elif nlen == 17 and _ieq(np_, b"transfer-encoding", 17):
+        flags[0] |= 2
+    return None
+
+
+cdef bytes _response_head(const Buffer* vb, const unsigned char* sp, Py_ssize_t slen,
+                          const Buffer* pb, list parts):
+    """``version SP status CRLF preamble`` then ``name ": " value CRLF`` for each
+    (name, value) in ``parts`` (checked latin-1 strs), in one allocation."""
+    cdef Py_ssize_t total = vb.n + 1 + slen + 2 + pb.n, i, nlen, vlen
+    cdef bytes out
+    cdef unsigned char* w
+    for i in range(0, len(parts), 2):
+        total += PyUnicode_GET_LENGTH(parts[i]) + 2 + PyUnicode_GET_LENGTH(parts[i + 1]) + 2
+    out = PyBytes_FromStringAndSize(NULL, total)
+    w = <unsigned char*>PyBytes_AS_STRING(out)
+    memcpy(w, vb.p, vb.n)
+    w += vb.n
+    w[0] = b" "
+    w += 1
+    memcpy(w, sp, slen)
+    w += slen
+    w[0] = b"\r"
+    w[1] = b"\n"
+    w += 2
+    memcpy(w, pb.p, pb.n)
+    w += pb.n
+    for i in range(0, len(parts), 2):
+        name = parts[i]
+        value = parts[i + 1]
+        nlen = PyUnicode_GET_LENGTH(name)
+        vlen = PyUnicode_GET_LENGTH(value)
+        memcpy(w, PyUnicode_DATA(name), nlen)
+        w += nlen
+        w[0] = b":"
+        w[1] = b" "
+        w += 2
+        memcpy(w, PyUnicode_DATA(value), vlen)
+        w += vlen
+        w[0] = b"\r"
+        w[1] = b"\n"
+        w += 2
+    return out
+
+
 def serialize_response_head(version, str status not None, headers, preamble):
     cdef Buffer vb, pb
     cdef const unsigned char* sp
-    cdef const unsigned char* np_
-    cdef const unsigned char* vp
-    cdef Py_ssize_t slen, nlen, vlen, total, i, k, d
+    cdef Py_ssize_t slen
     cdef int code, flags = 0
-    cdef object content_length = -1
+    cdef object content_length = -1, length
     cdef list items = headers if type(headers) is list else list(headers)
     cdef list parts = []
     cdef bytes out
-    cdef unsigned char* w
 
     # RFC 9112 §4: status-line = HTTP-version SP status-code SP [ reason-phrase ]
     sp = _latin1_data(status, &slen, "status")
@@ -1506,50 +1613,9 @@ def serialize_response_head(version, str status not None, headers, preamble):
 
     for item in items:
         name, value = item
-        if not PyUnicode_Check(name) or not PyUnicode_Check(value):
-            raise TypeError(f"header names and values must be str: {item!r}")
-        np_ = _latin1_data(name, &nlen, "header name")
-        vp = _latin1_data(value, &vlen, "header value")
-        # RFC 9110 §5.1: field-name = token; §5.5: no CR, LF or NUL in a value
-        if nlen == 0:
-            raise ValueError("empty header name")
-        for i in range(nlen):
-            if not (CT[np_[i]] & C_TCHAR):
-                raise ValueError(f"invalid header name {name!r}")
-        if _has_ctl_split(vp, vlen):
-            raise ValueError(f"invalid header value for {name!r}: {value!r}")
-        if nlen == 14 and _ieq(np_, b"content-length", 14):
-            flags |= 4
-            k = 0
-            d = vlen
-            while k < d and CT[vp[k]] & C_OWS:
-                k += 1
-            while d > k and CT[vp[d - 1]] & C_OWS:
-                d -= 1
-            if d == k:
-                raise ValueError(f"invalid Content-Length {value!r}")
-            for i in range(k, d):
-                if not (b"0" <= vp[i] <= b"9"):
-                    raise ValueError(f"invalid Content-Length {value!r}")
-            content_length = int(value[k:d])
-            if content_length > MAX_LENGTH:
-                raise ValueError(f"invalid Content-Length {value!r}")
-        elif nlen == 10 and _ieq(np_, b"connection", 10):
-            k = 0
-            while k <= vlen:
-                i = k
-                while i < vlen and vp[i] != b",":
-                    i += 1
-                d = i
-                while k < d and CT[vp[k]] & C_OWS:
-                    k += 1
-                while d > k and CT[vp[d - 1]] & C_OWS:
-                    d -= 1
-                if d - k == 5 and _ieq(vp + k, b"close", 5):
-                    flags |= 1
-                k = i + 1
-        elif nlen == 17 and _ieq(np_, b"transfer-encoding", 17):
-            flags |= 2
+        length = _response_field(item, name, value, &flags)
+        if length is not None:
+            content_length = length
         parts.append(name)
         parts.append(value)
 
@@ -1557,34 +1623,7 @@ def serialize_response_head(version, str status not None, headers, preamble):
     try:
         _acquire(preamble, &pb)
         try:
-            total = vb.n + 1 + slen + 2 + pb.n
-            for i in range(0, len(parts), 2):
-                total += PyUnicode_GET_LENGTH(parts[i]) + 2 + PyUnicode_GET_LENGTH(parts[i + 1]) + 2
-            out = PyBytes_FromStringAndSize(NULL, total)
-            w = <unsigned char*>PyBytes_AS_STRING(out)
-            memcpy(w, vb.p, vb.n)
-            w += vb.n
-            w[0] = b" "
-            w += 1
-            memcpy(w, sp, slen)
-            w += slen
-            w[0] = b"\r"; w[1] = b"\n"
-            w += 2
-            memcpy(w, pb.p, pb.n)
-            w += pb.n
-            for i in range(0, len(parts), 2):
-                name = parts[i]
-                value = parts[i + 1]
-                nlen = PyUnicode_GET_LENGTH(name)
-                vlen = PyUnicode_GET_LENGTH(value)
-                memcpy(w, PyUnicode_DATA(name), nlen)
-                w += nlen
-                w[0] = b":"; w[1] = b" "
-                w += 2
-                memcpy(w, PyUnicode_DATA(value), vlen)
-                w += vlen
-                w[0] = b"\r"; w[1] = b"\n"
-                w += 2
+            out = _response_head(&vb, sp, slen, &pb, parts)
         finally:
             _release(&pb)
     finally:
