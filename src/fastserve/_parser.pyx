@@ -107,6 +107,7 @@ cdef enum:
 
 cdef unsigned char CT[256]
 cdef signed char HEXVAL[256]
+cdef unsigned char KEY_CHAR[256]   # field name byte -> environ key byte (werkzeug's rule)
 
 
 cdef void _build_tables() except *:
@@ -122,12 +123,11 @@ cdef void _build_tables() except *:
         CT[i] |= C_VALUE
     for i in _abnf.OWS:
         CT[i] |= C_OWS
-    cdef const char* digits = b"0123456789abcdefABCDEF"
-    cdef unsigned char c
-    for i in range(22):
-        c = <unsigned char>digits[i]
-        HEXVAL[c] = i if i < 16 else i - 6
-        CT[c] |= C_HEX
+    for i in _abnf.HEXDIG:
+        CT[i] |= C_HEX
+        HEXVAL[i] = int(chr(i), 16)
+    for i in range(256):
+        KEY_CHAR[i] = _abnf.ENVIRON_KEY_CHAR[i]
 
 
 _build_tables()
@@ -222,11 +222,14 @@ cdef struct NameEntry:
 cdef NameEntry _names[NAME_TABLE_SIZE]
 cdef list _name_keys = []           # keeps the interned keys alive
 
-# The names the parser interprets (RFC 9110 §7.2, §8.3, §8.6, §10.1.1; RFC 9112 §6.1, §9.6)
+# The names the parser interprets: _abnf.SINGLETON_FIELDS and _abnf.FRAMING_FIELDS, each
+# with the code that reads it (RFC 9110 §7.2, §8.3, §8.6, §10.1.1; RFC 9112 §6.1, §9.6)
 _INTERPRETED = {
-    "Host": F_HOST, "Content-Type": F_CTYPE, "Content-Length": F_CLEN, "Transfer-Encoding": F_TE,
-    "Connection": F_CONN, "Expect": F_EXPECT,
+    b"host": F_HOST, b"content-type": F_CTYPE, b"content-length": F_CLEN,
+    b"transfer-encoding": F_TE, b"connection": F_CONN, b"expect": F_EXPECT,
 }
+if _INTERPRETED.keys() != _abnf.SINGLETON_FIELDS.keys() | _abnf.FRAMING_FIELDS:
+    raise ImportError("fastserve._parser does not interpret the fields fastserve._abnf names")
 # ... and names browsers, proxies and API clients commonly send, only to reuse their keys.
 # Letters, digits and "-" only (see _name_eq).
 _COMMON_FIELDS = (
@@ -301,12 +304,11 @@ cdef void _build_name_table() except *:
     cdef int k
     for k in range(NAME_TABLE_SIZE):
         _names[k].n = 0
-    entries = [(name, F_OTHER) for name in _COMMON_FIELDS] + list(_INTERPRETED.items())
-    for name, kind in entries:
-        raw = name.lower().encode("ascii")
+    entries = [(name.lower().encode("ascii"), F_OTHER) for name in _COMMON_FIELDS]
+    for raw, kind in entries + list(_INTERPRETED.items()):
         n = len(raw)
-        assert 0 < n < NAME_MAX and raw.replace(b"-", b"").isalnum(), name
-        key = _environ_key_str(name)
+        assert 0 < n < NAME_MAX and raw.replace(b"-", b"").isalnum(), raw
+        key = sys.intern(_abnf.environ_key(raw))
         _name_keys.append(key)
         slot = _name_hash(<const unsigned char*>PyBytes_AS_STRING(raw), n) & (NAME_TABLE_SIZE - 1)
         while _names[slot].n != 0:
@@ -321,30 +323,22 @@ cdef void _build_name_table() except *:
         _names[slot].key = <PyObject*>key
 
 
-def _environ_key_str(name):
-    """werkzeug's rule, in Python, for the table: CONTENT_TYPE / CONTENT_LENGTH unprefixed."""
-    key = name.upper().replace("-", "_")
-    return sys.intern(key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key)
-
-
 _build_name_table()
 
 
+# _abnf.environ_key for the names not in the table (so never Content-Type / Content-Length)
+cdef bytes KEY_PREFIX = _abnf.ENVIRON_KEY_PREFIX.encode("ascii")
+
+
 cdef object _environ_key(const unsigned char* name, Py_ssize_t n):
-    """``HTTP_`` + ``name`` upper-cased with ``-`` -> ``_`` (werkzeug's rule), as a new str,
-    for names that are not in the table (so never Content-Type / Content-Length)."""
-    cdef Py_ssize_t i
-    cdef unsigned char c
-    cdef object key = PyUnicode_New(n + 5, 127)  # tchar is ASCII
+    """The environ key of the field name ``name[:n]`` (a token) as a new str: ``KEY_PREFIX``
+    then each byte through ``KEY_CHAR``."""
+    cdef Py_ssize_t i, k = PyBytes_GET_SIZE(KEY_PREFIX)
+    cdef object key = PyUnicode_New(k + n, 127)  # tchar is ASCII
     cdef unsigned char* out = <unsigned char*>PyUnicode_DATA(key)
-    out[0] = b"H"; out[1] = b"T"; out[2] = b"T"; out[3] = b"P"; out[4] = b"_"
+    memcpy(out, PyBytes_AS_STRING(KEY_PREFIX), k)
     for i in range(n):
-        c = name[i]
-        if c >= b"a" and c <= b"z":
-            c -= 32
-        elif c == b"-":
-            c = b"_"
-        out[5 + i] = c
+        out[k + i] = KEY_CHAR[name[i]]
     return key
 
 
