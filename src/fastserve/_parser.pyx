@@ -22,7 +22,9 @@ cimport cython
 from libc.stdint cimport uint64_t
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_CheckExact, PyByteArray_GET_SIZE
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.bytes cimport (
+    PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize, PyBytes_GET_SIZE,
+)
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport PyObject
 from cpython.unicode cimport PyUnicode_Check
@@ -139,7 +141,9 @@ cdef unsigned long long MAX_LENGTH = _abnf.MAX_BODY_LENGTH
 cdef object _authority_host = _abnf.authority_host
 
 # RFC 9112 §6.1: transfer codings we recognise (lower-cased, from _abnf).
-cdef tuple KNOWN_CODINGS = tuple(sorted(c.lower().encode("ascii") for c in _abnf.KNOWN_TRANSFER_CODINGS))
+cdef tuple KNOWN_CODINGS = tuple(
+    sorted(c.lower().encode("ascii") for c in _abnf.KNOWN_TRANSFER_CODINGS)
+)
 
 # Interned result strings.
 cdef str S_HTTP11 = "HTTP/1.1"
@@ -156,7 +160,9 @@ cdef str K_SERVER_PROTOCOL = "SERVER_PROTOCOL"
 cdef str K_CONTENT_TYPE = "CONTENT_TYPE"
 cdef str K_CONTENT_LENGTH = "CONTENT_LENGTH"
 cdef str K_HTTP_HOST = "HTTP_HOST"
-cdef tuple METHODS = ("GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE")
+cdef tuple METHODS = (
+    "GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE",
+)
 
 # Every environ starts as a copy of this dict: CPython copies a dict with one allocation and
 # a memcpy, and replacing a value is cheaper than inserting a key. It is presized so that a
@@ -233,11 +239,12 @@ if _INTERPRETED.keys() != _abnf.SINGLETON_FIELDS.keys() | _abnf.FRAMING_FIELDS:
 # ... and names browsers, proxies and API clients commonly send, only to reuse their keys.
 # Letters, digits and "-" only (see _name_eq).
 _COMMON_FIELDS = (
-    "Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Access-Control-Request-Headers",
-    "Access-Control-Request-Method", "Authorization", "Cache-Control", "Content-Encoding",
-    "Content-MD5", "Cookie", "Date", "DNT", "Forwarded", "From", "If-Match",
-    "If-Modified-Since", "If-None-Match", "If-Range", "If-Unmodified-Since", "Keep-Alive", "Max-Forwards",
-    "Origin", "Pragma", "Priority", "Proxy-Authorization", "Proxy-Connection", "Range", "Referer",
+    "Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language",
+    "Access-Control-Request-Headers", "Access-Control-Request-Method", "Authorization",
+    "Cache-Control", "Content-Encoding", "Content-MD5", "Cookie", "Date", "DNT", "Forwarded",
+    "From", "If-Match", "If-Modified-Since", "If-None-Match", "If-Range", "If-Unmodified-Since",
+    "Keep-Alive", "Max-Forwards", "Origin", "Pragma", "Priority", "Proxy-Authorization",
+    "Proxy-Connection", "Range", "Referer",
     "Sec-CH-UA", "Sec-CH-UA-Mobile", "Sec-CH-UA-Platform", "Sec-Fetch-Dest", "Sec-Fetch-Mode",
     "Sec-Fetch-Site", "Sec-Fetch-User", "Sec-GPC", "Sec-WebSocket-Extensions", "Sec-WebSocket-Key",
     "Sec-WebSocket-Protocol", "Sec-WebSocket-Version", "TE", "Trailer", "Upgrade",
@@ -461,7 +468,9 @@ cdef int _check_field_content(const unsigned char* p, Py_ssize_t s, Py_ssize_t l
 # The vectorised scans hard-code the byte classes below; they are used only while
 # fastserve._abnf agrees with them (else every byte goes through the tables), and a byte
 # they stop at is always judged by the table.
-cdef bint _VALUE_FAST = all(c in _abnf.FIELD_VALUE_CHAR for c in range(256) if c >= 0x20 and c != 0x7F)
+cdef bint _VALUE_FAST = all(
+    c in _abnf.FIELD_VALUE_CHAR for c in range(256) if c >= 0x20 and c != 0x7F
+)
 cdef bint _TARGET_FAST = all(c in _abnf.TARGET_CHAR for c in range(0x21, 0x7F))
 
 
@@ -803,7 +812,9 @@ cdef class RequestParser:
         if self._phase == P_DONE:
             self.reset()
         if n < self._pos:
-            raise ValueError("parse() must get the same bytes, extended, until the head is complete")
+            raise ValueError(
+                "parse() must get the same bytes, extended, until the head is complete"
+            )
         while True:
             s = self._pos
             if self._scanned < s:
@@ -1024,10 +1035,12 @@ cdef class RequestParser:
 
     cdef int _version(self, const unsigned char* p, Py_ssize_t vs, Py_ssize_t ve) except -1:
         """RFC 9112 §2.3: ``HTTP-version = "HTTP/" DIGIT "." DIGIT``; only 1.0 and 1.1 served."""
-        if ve - vs == 8 and memcmp(p + vs, b"HTTP/1.", 7) == 0 and (p[vs + 7] == b"1" or p[vs + 7] == b"0"):
+        if ve - vs != 8:
+            raise InvalidVersionError()
+        if memcmp(p + vs, b"HTTP/1.", 7) == 0 and (p[vs + 7] == b"1" or p[vs + 7] == b"0"):
             self._http11 = p[vs + 7] == b"1"
             return 0
-        if (ve - vs == 8 and memcmp(p + vs, b"HTTP/", 5) == 0 and p[vs + 5] >= b"0" and p[vs + 5] <= b"9"
+        if (memcmp(p + vs, b"HTTP/", 5) == 0 and p[vs + 5] >= b"0" and p[vs + 5] <= b"9"
                 and p[vs + 6] == b"." and p[vs + 7] >= b"0" and p[vs + 7] <= b"9"):
             raise UnsupportedVersionError()  # RFC 9110 §15.6.6: 505
         raise InvalidVersionError()
@@ -1047,7 +1060,8 @@ cdef class RequestParser:
         self._nlines += 1
         if self._nlines > self.max_fields:
             raise TooManyHeadersError()
-        kind = _check_field_content(p, s, le, self._nfields > 0, &name_end, &value_start, &high, &key)
+        kind = _check_field_content(p, s, le, self._nfields > 0,
+                                    &name_end, &value_start, &high, &key)
         if kind == F_HOST:
             if self._seen_host:
                 raise DuplicateHeaderError(DUPLICATE_HOST_REASON)  # RFC 9112 §3.2
@@ -1115,7 +1129,8 @@ cdef class RequestParser:
         cdef Py_ssize_t ms = self._rl_start, mlen = self._m_end - ms
         cdef str name
         for name in METHODS:
-            if PyUnicode_GET_LENGTH(name) == mlen and memcmp(PyUnicode_DATA(name), p + ms, mlen) == 0:
+            if (PyUnicode_GET_LENGTH(name) == mlen
+                    and memcmp(PyUnicode_DATA(name), p + ms, mlen) == 0):
                 return name
         return _ascii(p + ms, mlen)
 
