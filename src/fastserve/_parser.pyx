@@ -8,14 +8,25 @@ What lives here (STYLE.md, "The Cython/Python boundary"): the per-byte work on t
 raw buffer through ``const unsigned char*`` pointers - finding line ends, checking
 bytes against 256-entry tables, CRLF stripping, header name -> environ key
 conversion, Content-Length / chunk-size arithmetic, framing decisions - and building
-the environ dict directly. Policy stays in Python: the error classes come from
-:mod:`fastserve.errors`, the character sets, known transfer codings and default
-limits from :mod:`fastserve._abnf` (copied into C tables at import).
+the environ dict directly. Policy stays in Python: the error classes and their
+reasons come from :mod:`fastserve.errors`; the character sets, the field names the
+parser interprets, the field name -> environ key rule, known transfer codings and
+default limits from :mod:`fastserve._abnf` (copied into C tables at import). The
+SSE2 scans are C, in ``_scan.h``.
 
 Incremental parsing keeps only offsets between calls: ``parse()`` is always given
 the same bytes extended by new ones, so a completed line is validated once and
 recorded as offsets; the environ is built from those offsets when the final empty
-line arrives.
+line arrives. The twin's seams, by the twin's names:
+
+- ``parse`` -> ``_check_partial`` (partial line), ``_request_line`` (``_target``,
+  ``_version``), ``_field_line`` (``_check_field_content``), ``_finish``;
+- ``_finish`` -> ``_request_environ``, ``_add_fields`` (the framing fields read into a
+  ``Framing`` record on the way: ``_content_length_line``, ``_transfer_coding_line``,
+  ``_connection_line``, each over ``_next_element``, the twin's ``_elements``), then
+  ``_framing`` (``_check_transfer_coding``, ``_content_length``) and persistence;
+- ``ChunkedDecoder.decode`` -> ``_size_line``, ``_trailer_line``;
+- ``serialize_response_head`` -> ``_response_field``, ``_response_head``.
 """
 
 cimport cython
