@@ -637,7 +637,7 @@ cdef inline bint _is_100_continue(const unsigned char* v, Py_ssize_t n) noexcept
     return d - k == 12 and _ieq(v + k, b"100-continue", 12)
 
 
-cdef inline void _framing_field(Framing* fr, int kind, Py_ssize_t index, str value) noexcept:
+cdef inline void _framing_field(Framing* fr, int kind, Py_ssize_t index, object value) noexcept:
     """Read field ``index`` (``value``: its logical value, one latin-1 byte per character)
     into ``fr`` when it is one of the framing fields (kind F_CLEN, F_TE, F_CONN, F_EXPECT)."""
     cdef const unsigned char* v = <const unsigned char*>PyUnicode_DATA(value)
@@ -1135,7 +1135,7 @@ cdef class RequestParser:
         finally:
             PyMem_Free(buf)
 
-    cdef str _method_name(self, const unsigned char* p):
+    cdef inline str _method_name(self, const unsigned char* p):
         """The method: one of the interned METHODS, else a new str."""
         cdef Py_ssize_t ms = self._rl_start, mlen = self._m_end - ms
         cdef str name
@@ -1145,7 +1145,7 @@ cdef class RequestParser:
                 return name
         return _ascii(p + ms, mlen)
 
-    cdef dict _request_environ(self, const unsigned char* p, str method, str version):
+    cdef inline dict _request_environ(self, const unsigned char* p, str method, str version):
         """A new environ with the request line's entries (see ``_TEMPLATE``)."""
         cdef dict env
         cdef object uri
@@ -1179,16 +1179,21 @@ cdef class RequestParser:
             i += 1
         return i
 
-    cdef object _field_value(self, const unsigned char* p, Py_ssize_t i, Py_ssize_t end):
+    cdef inline object _field_value(self, const unsigned char* p, Py_ssize_t i, Py_ssize_t end):
         """The value of field ``i`` as a latin-1 str, with its obs-fold lines ``i+1:end``
         appended whole, CRLFs removed (RFC 9112 §5.2)."""
+        cdef Field* f = &self._fields[i]
+        if end == i + 1:
+            return _latin1(p + f.value_start, f.value_end - f.value_start, f.high)
+        return self._folded_value(p, i, end)
+
+    cdef object _folded_value(self, const unsigned char* p, Py_ssize_t i, Py_ssize_t end):
+        """``_field_value`` when there are obs-fold lines: one str, written in place."""
         cdef Field* f = &self._fields[i]
         cdef Field* g
         cdef Py_ssize_t k, n = f.value_end - f.value_start
         cdef bint high = f.high
         cdef unsigned char* w
-        if end == i + 1:
-            return _latin1(p + f.value_start, n, high)
         for k in range(i + 1, end):
             g = &self._fields[k]
             n += g.value_end - g.value_start
@@ -1208,8 +1213,7 @@ cdef class RequestParser:
         """
         cdef Py_ssize_t i = 0, end
         cdef Field* f
-        cdef object key
-        cdef str value
+        cdef object key, value
         while i < self._nfields:
             f = &self._fields[i]
             end = self._fold_end(i)
