@@ -1229,8 +1229,8 @@ cdef class RequestParser:
             i = end
         return 0
 
-    cdef long long _framing(self, const unsigned char* p, dict env, const Framing* fr,
-                            bint* must_close) except -2:
+    cdef inline long long _framing(self, const unsigned char* p, dict env, const Framing* fr,
+                                   bint* must_close) except -2:
         """RFC 9112 §6.1, §6.3: the body's length, ``-1`` when Transfer-Encoding frames it
         (Content-Length is then ignored); ``must_close`` when the framing is in doubt."""
         cdef long long length
