@@ -66,7 +66,13 @@ def extensions() -> list:
         print("*** fastserve: Cython is missing; Pure-Python build", file=sys.stderr)
         return []
     macros = [("CYTHON_TRACE", "1"), ("CYTHON_TRACE_NOGIL", "1")] if TRACE else []
-    ext = Extension("fastserve._parser", ["src/fastserve/_parser.pyx"], define_macros=macros)
+    # depends: the C header the .pyx includes; rebuilt when it changes, and shipped in the sdist
+    ext = Extension(
+        "fastserve._parser",
+        ["src/fastserve/_parser.pyx"],
+        depends=["src/fastserve/_scan.h"],
+        define_macros=macros,
+    )
     print("*** fastserve: Accelerated build")
     return cythonize(
         [ext],

@@ -2,8 +2,10 @@
 
 The single source of truth for both parser implementations: the pure-Python
 twin uses these sets directly, the compiled parser copies them into C lookup
-tables when it is imported. The one rule both call rather than copy is
-:func:`authority_host` (RFC 3986 §3.2), run only for absolute-form targets.
+tables when it is imported. That holds for the character classes, the field
+names the parsers interpret and the field name -> environ key rule too. The one
+rule both call rather than copy is :func:`authority_host` (RFC 3986 §3.2), run
+only for absolute-form targets.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import re
 from typing import Final
 
 from .errors import (
+    DUPLICATE_CONTENT_TYPE_REASON,
+    DUPLICATE_HOST_REASON,
     EMPTY_HOST_REASON,
     HOST_REASON,
     IDNA_REASON,
@@ -46,6 +50,10 @@ FIELD_VALUE_CHAR: Final[frozenset[int]] = frozenset(
 # RFC 9110 §5.6.3: OWS = *( SP / HTAB )
 OWS: Final[bytes] = b" \t"
 
+# RFC 5234 Appendix B.1: HEXDIG = DIGIT / "A" / "B" / "C" / "D" / "E" / "F", either case
+# (chunk sizes, RFC 9112 §7.1; percent-encoding, RFC 3986 §2.1)
+HEXDIG: Final[frozenset[int]] = frozenset(b"0123456789abcdefABCDEF")
+
 # RFC 9112 §2.3: HTTP-version = HTTP-name "/" DIGIT "." DIGIT
 SUPPORTED_VERSIONS: Final[frozenset[bytes]] = frozenset([b"HTTP/1.0", b"HTTP/1.1"])
 
@@ -55,6 +63,42 @@ SUPPORTED_VERSIONS: Final[frozenset[bytes]] = frozenset([b"HTTP/1.0", b"HTTP/1.1
 KNOWN_TRANSFER_CODINGS: Final[frozenset[str]] = frozenset(
     ["chunked", "compress", "deflate", "gzip", "x-compress", "x-gzip", "identity"]
 )
+
+# Field names (lower case) the parsers interpret, everything else is only passed on.
+# RFC 9112 §3.2: exactly one Host; RFC 9110 §8.3: at most one Content-Type. A second
+# field line of one of these is refused, with this reason:
+SINGLETON_FIELDS: Final[dict[bytes, str]] = {
+    b"host": DUPLICATE_HOST_REASON,
+    b"content-type": DUPLICATE_CONTENT_TYPE_REASON,
+}
+# Framing and persistence, read once the head is complete: RFC 9112 §6.1
+# Transfer-Encoding, RFC 9110 §8.6 Content-Length, RFC 9112 §9.6 Connection,
+# RFC 9110 §10.1.1 Expect.
+FRAMING_FIELDS: Final[frozenset[bytes]] = frozenset(
+    [b"transfer-encoding", b"content-length", b"connection", b"expect"]
+)
+
+# Field name -> environ key, werkzeug's make_environ (after CGI, RFC 3875 §4.1.18):
+# upper case with "-" -> "_", after "HTTP_"; Content-Type and Content-Length keep CGI's
+# own keys (RFC 3875 §4.1.2, §4.1.3). A name holding "_" never gets a key: werkzeug
+# drops it, as "_" and "-" would map to the same key.
+ENVIRON_KEY_PREFIX: Final[str] = "HTTP_"
+UNPREFIXED_KEYS: Final[dict[bytes, str]] = {
+    b"content-type": "CONTENT_TYPE",
+    b"content-length": "CONTENT_LENGTH",
+}
+ENVIRON_KEY_CHAR: Final[bytes] = bytes(
+    c - 0x20 if 0x61 <= c <= 0x7A else 0x5F if c == 0x2D else c for c in range(256)
+)
+
+
+def environ_key(name: bytes) -> str:
+    """The environ key of the field named ``name`` (a token without "_")."""
+    key = UNPREFIXED_KEYS.get(name.lower())
+    if key is None:
+        key = ENVIRON_KEY_PREFIX + name.translate(ENVIRON_KEY_CHAR).decode("ascii")
+    return key
+
 
 # Limits (CRLF not counted). RFC 9112 §3 asks that request lines of at least
 # 8000 octets be supported; the others follow common servers' defaults.

@@ -8,25 +8,38 @@ What lives here (STYLE.md, "The Cython/Python boundary"): the per-byte work on t
 raw buffer through ``const unsigned char*`` pointers - finding line ends, checking
 bytes against 256-entry tables, CRLF stripping, header name -> environ key
 conversion, Content-Length / chunk-size arithmetic, framing decisions - and building
-the environ dict directly. Policy stays in Python: the error classes come from
-:mod:`fastserve.errors`, the character sets, known transfer codings and default
-limits from :mod:`fastserve._abnf` (copied into C tables at import).
+the environ dict directly. Policy stays in Python: the error classes and their
+reasons come from :mod:`fastserve.errors`; the character sets, the field names the
+parser interprets, the field name -> environ key rule, known transfer codings and
+default limits from :mod:`fastserve._abnf` (copied into C tables at import). The
+SSE2 scans are C, in ``_scan.h``.
 
 Incremental parsing keeps only offsets between calls: ``parse()`` is always given
 the same bytes extended by new ones, so a completed line is validated once and
 recorded as offsets; the environ is built from those offsets when the final empty
-line arrives.
+line arrives. The twin's seams, by the twin's names:
+
+- ``parse`` -> ``_check_partial`` (partial line), ``_request_line`` (``_target``,
+  ``_version``), ``_field_line`` (``_check_field_content``), ``_finish``;
+- ``_finish`` -> ``_request_environ``, ``_add_fields`` (the framing fields read into a
+  ``Framing`` record on the way: ``_content_length_line``, ``_transfer_coding_line``,
+  ``_connection_line``, each over ``_next_element``, the twin's ``_elements``), then
+  ``_framing`` (``_check_transfer_coding``, ``_content_length``) and persistence;
+- ``ChunkedDecoder.decode`` -> ``_size_line``, ``_trailer_line``;
+- ``serialize_response_head`` -> ``_response_field``, ``_response_head``.
 """
 
 cimport cython
 from libc.stdint cimport uint64_t
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_CheckExact, PyByteArray_GET_SIZE
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.bytes cimport (
+    PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize, PyBytes_GET_SIZE,
+)
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport PyObject
 from cpython.unicode cimport PyUnicode_Check
-from libc.string cimport memchr, memcmp, memcpy
+from libc.string cimport memchr, memcmp, memcpy, memset
 
 import sys
 
@@ -107,6 +120,7 @@ cdef enum:
 
 cdef unsigned char CT[256]
 cdef signed char HEXVAL[256]
+cdef unsigned char KEY_CHAR[256]   # field name byte -> environ key byte (werkzeug's rule)
 
 
 cdef void _build_tables() except *:
@@ -122,12 +136,11 @@ cdef void _build_tables() except *:
         CT[i] |= C_VALUE
     for i in _abnf.OWS:
         CT[i] |= C_OWS
-    cdef const char* digits = b"0123456789abcdefABCDEF"
-    cdef unsigned char c
-    for i in range(22):
-        c = <unsigned char>digits[i]
-        HEXVAL[c] = i if i < 16 else i - 6
-        CT[c] |= C_HEX
+    for i in _abnf.HEXDIG:
+        CT[i] |= C_HEX
+        HEXVAL[i] = int(chr(i), 16)
+    for i in range(256):
+        KEY_CHAR[i] = _abnf.ENVIRON_KEY_CHAR[i]
 
 
 _build_tables()
@@ -139,7 +152,9 @@ cdef unsigned long long MAX_LENGTH = _abnf.MAX_BODY_LENGTH
 cdef object _authority_host = _abnf.authority_host
 
 # RFC 9112 §6.1: transfer codings we recognise (lower-cased, from _abnf).
-cdef tuple KNOWN_CODINGS = tuple(sorted(c.lower().encode("ascii") for c in _abnf.KNOWN_TRANSFER_CODINGS))
+cdef tuple KNOWN_CODINGS = tuple(
+    sorted(c.lower().encode("ascii") for c in _abnf.KNOWN_TRANSFER_CODINGS)
+)
 
 # Interned result strings.
 cdef str S_HTTP11 = "HTTP/1.1"
@@ -156,7 +171,9 @@ cdef str K_SERVER_PROTOCOL = "SERVER_PROTOCOL"
 cdef str K_CONTENT_TYPE = "CONTENT_TYPE"
 cdef str K_CONTENT_LENGTH = "CONTENT_LENGTH"
 cdef str K_HTTP_HOST = "HTTP_HOST"
-cdef tuple METHODS = ("GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE")
+cdef tuple METHODS = (
+    "GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE",
+)
 
 # Every environ starts as a copy of this dict: CPython copies a dict with one allocation and
 # a memcpy, and replacing a value is cheaper than inserting a key. It is presized so that a
@@ -222,19 +239,23 @@ cdef struct NameEntry:
 cdef NameEntry _names[NAME_TABLE_SIZE]
 cdef list _name_keys = []           # keeps the interned keys alive
 
-# The names the parser interprets (RFC 9110 §7.2, §8.3, §8.6, §10.1.1; RFC 9112 §6.1, §9.6)
+# The names the parser interprets: _abnf.SINGLETON_FIELDS and _abnf.FRAMING_FIELDS, each
+# with the code that reads it (RFC 9110 §7.2, §8.3, §8.6, §10.1.1; RFC 9112 §6.1, §9.6)
 _INTERPRETED = {
-    "Host": F_HOST, "Content-Type": F_CTYPE, "Content-Length": F_CLEN, "Transfer-Encoding": F_TE,
-    "Connection": F_CONN, "Expect": F_EXPECT,
+    b"host": F_HOST, b"content-type": F_CTYPE, b"content-length": F_CLEN,
+    b"transfer-encoding": F_TE, b"connection": F_CONN, b"expect": F_EXPECT,
 }
+if _INTERPRETED.keys() != _abnf.SINGLETON_FIELDS.keys() | _abnf.FRAMING_FIELDS:
+    raise ImportError("fastserve._parser does not interpret the fields fastserve._abnf names")
 # ... and names browsers, proxies and API clients commonly send, only to reuse their keys.
 # Letters, digits and "-" only (see _name_eq).
 _COMMON_FIELDS = (
-    "Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Access-Control-Request-Headers",
-    "Access-Control-Request-Method", "Authorization", "Cache-Control", "Content-Encoding",
-    "Content-MD5", "Cookie", "Date", "DNT", "Forwarded", "From", "If-Match",
-    "If-Modified-Since", "If-None-Match", "If-Range", "If-Unmodified-Since", "Keep-Alive", "Max-Forwards",
-    "Origin", "Pragma", "Priority", "Proxy-Authorization", "Proxy-Connection", "Range", "Referer",
+    "Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language",
+    "Access-Control-Request-Headers", "Access-Control-Request-Method", "Authorization",
+    "Cache-Control", "Content-Encoding", "Content-MD5", "Cookie", "Date", "DNT", "Forwarded",
+    "From", "If-Match", "If-Modified-Since", "If-None-Match", "If-Range", "If-Unmodified-Since",
+    "Keep-Alive", "Max-Forwards", "Origin", "Pragma", "Priority", "Proxy-Authorization",
+    "Proxy-Connection", "Range", "Referer",
     "Sec-CH-UA", "Sec-CH-UA-Mobile", "Sec-CH-UA-Platform", "Sec-Fetch-Dest", "Sec-Fetch-Mode",
     "Sec-Fetch-Site", "Sec-Fetch-User", "Sec-GPC", "Sec-WebSocket-Extensions", "Sec-WebSocket-Key",
     "Sec-WebSocket-Protocol", "Sec-WebSocket-Version", "TE", "Trailer", "Upgrade",
@@ -301,12 +322,11 @@ cdef void _build_name_table() except *:
     cdef int k
     for k in range(NAME_TABLE_SIZE):
         _names[k].n = 0
-    entries = [(name, F_OTHER) for name in _COMMON_FIELDS] + list(_INTERPRETED.items())
-    for name, kind in entries:
-        raw = name.lower().encode("ascii")
+    entries = [(name.lower().encode("ascii"), F_OTHER) for name in _COMMON_FIELDS]
+    for raw, kind in entries + list(_INTERPRETED.items()):
         n = len(raw)
-        assert 0 < n < NAME_MAX and raw.replace(b"-", b"").isalnum(), name
-        key = _environ_key_str(name)
+        assert 0 < n < NAME_MAX and raw.replace(b"-", b"").isalnum(), raw
+        key = sys.intern(_abnf.environ_key(raw))
         _name_keys.append(key)
         slot = _name_hash(<const unsigned char*>PyBytes_AS_STRING(raw), n) & (NAME_TABLE_SIZE - 1)
         while _names[slot].n != 0:
@@ -321,136 +341,30 @@ cdef void _build_name_table() except *:
         _names[slot].key = <PyObject*>key
 
 
-def _environ_key_str(name):
-    """werkzeug's rule, in Python, for the table: CONTENT_TYPE / CONTENT_LENGTH unprefixed."""
-    key = name.upper().replace("-", "_")
-    return sys.intern(key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key)
-
-
 _build_name_table()
 
 
+# _abnf.environ_key for the names not in the table (so never Content-Type / Content-Length)
+cdef bytes KEY_PREFIX = _abnf.ENVIRON_KEY_PREFIX.encode("ascii")
+
+
 cdef object _environ_key(const unsigned char* name, Py_ssize_t n):
-    """``HTTP_`` + ``name`` upper-cased with ``-`` -> ``_`` (werkzeug's rule), as a new str,
-    for names that are not in the table (so never Content-Type / Content-Length)."""
-    cdef Py_ssize_t i
-    cdef unsigned char c
-    cdef object key = PyUnicode_New(n + 5, 127)  # tchar is ASCII
+    """The environ key of the field name ``name[:n]`` (a token) as a new str: ``KEY_PREFIX``
+    then each byte through ``KEY_CHAR``."""
+    cdef Py_ssize_t i, k = PyBytes_GET_SIZE(KEY_PREFIX)
+    cdef object key = PyUnicode_New(k + n, 127)  # tchar is ASCII
     cdef unsigned char* out = <unsigned char*>PyUnicode_DATA(key)
-    out[0] = b"H"; out[1] = b"T"; out[2] = b"T"; out[3] = b"P"; out[4] = b"_"
+    memcpy(out, PyBytes_AS_STRING(KEY_PREFIX), k)
     for i in range(n):
-        c = name[i]
-        if c >= b"a" and c <= b"z":
-            c -= 32
-        elif c == b"-":
-            c = b"_"
-        out[5 + i] = c
+        out[k + i] = KEY_CHAR[name[i]]
     return key
 
 
 # --- vectorised scans (SSE2 where the compiler offers it, else eight bytes at a time) --------
 
-cdef extern from *:
-    """
-    #if defined(__SSE2__) && defined(__GNUC__)
-    #include <emmintrin.h>
-    #define FS_SSE2 1
-    #endif
-
-    /* Index of the first byte of p[0:n] that is a control byte (< 0x20, HTAB included) or
-       DEL, n when there is none. Sets *high when a byte >= 0x80 is among p[0:n] scanned so
-       far (whole blocks are ORed: they never reach past n, and the caller rescans after a
-       hit, so the answer is exact for the bytes it keeps). */
-    static inline Py_ssize_t fs_find_ctl(const unsigned char *p, Py_ssize_t n,
-                                         const unsigned char *base, int *high) {
-        Py_ssize_t i = 0;
-    #ifdef FS_SSE2
-        const __m128i bias = _mm_set1_epi8((char)0x80);
-        const __m128i lim = _mm_set1_epi8((char)(0x20 ^ 0x80));
-        const __m128i del = _mm_set1_epi8(0x7F);
-        int hi = 0;
-        if (n < 16 && p + n - 16 >= base) {
-            /* a short run: the 16 bytes ending at p + n (those before p are earlier bytes
-               of the same buffer), the ones before p masked off */
-            __m128i x = _mm_loadu_si128((const __m128i *)(p + n - 16));
-            __m128i bad = _mm_or_si128(_mm_cmplt_epi8(_mm_xor_si128(x, bias), lim), _mm_cmpeq_epi8(x, del));
-            unsigned int m = (unsigned int)_mm_movemask_epi8(bad) >> (16 - n);
-            if (((unsigned int)_mm_movemask_epi8(x) >> (16 - n)) != 0) *high = 1;
-            if (n == 0) return 0;
-            if (m) {
-                /* the high bits of bytes after the hit were counted too: rescanned later */
-                return __builtin_ctz(m);
-            }
-            return n;
-        }
-        for (; i + 16 <= n; i += 16) {
-            __m128i x = _mm_loadu_si128((const __m128i *)(p + i));
-            __m128i bad = _mm_or_si128(_mm_cmplt_epi8(_mm_xor_si128(x, bias), lim), _mm_cmpeq_epi8(x, del));
-            int m = _mm_movemask_epi8(bad);
-            hi |= _mm_movemask_epi8(x);
-            if (m) {
-                if (hi) *high = 1;
-                return i + __builtin_ctz((unsigned int)m);
-            }
-        }
-        if (i < n && n >= 16) {
-            /* the last 16 bytes, overlapping what was already scanned */
-            __m128i x = _mm_loadu_si128((const __m128i *)(p + n - 16));
-            __m128i bad = _mm_or_si128(_mm_cmplt_epi8(_mm_xor_si128(x, bias), lim), _mm_cmpeq_epi8(x, del));
-            unsigned int m = (unsigned int)_mm_movemask_epi8(bad) >> (16 - (n - i));
-            hi |= _mm_movemask_epi8(x);
-            if (hi) *high = 1;
-            return m ? i + __builtin_ctz(m) : n;
-        }
-        if (hi) *high = 1;
-    #else
-        /* eight bytes at a time: "hasless(x, 0x20)" and "haszero(x ^ 0x7F...)" bit hacks */
-        const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
-        uint64_t acc = 0;
-        for (; i + 8 <= n; i += 8) {
-            uint64_t x, d;
-            memcpy(&x, p + i, 8);
-            d = x ^ (0x7F * ones);
-            if ((((x - 0x20 * ones) & ~x) | ((d - ones) & ~d)) & highs) break;
-            acc |= x;
-        }
-        if (acc & highs) *high = 1;
-    #endif
-        for (; i < n; i++) {
-            unsigned char c = p[i];
-            if (c < 0x20 || c == 0x7F) return i;
-            if (c & 0x80) *high = 1;
-        }
-        return n;
-    }
-
-    /* Index of the first byte of p[0:n] outside 0x21-0x7E (RFC 9112 §3.2 target bytes). */
-    static inline Py_ssize_t fs_find_nontarget(const unsigned char *p, Py_ssize_t n) {
-        Py_ssize_t i = 0;
-    #ifdef FS_SSE2
-        const __m128i bias = _mm_set1_epi8((char)0x80);
-        const __m128i lim = _mm_set1_epi8((char)(0x21 ^ 0x80));
-        const __m128i del = _mm_set1_epi8(0x7F);
-        for (; i + 16 <= n; i += 16) {
-            __m128i x = _mm_loadu_si128((const __m128i *)(p + i));
-            __m128i bad = _mm_or_si128(_mm_cmplt_epi8(_mm_xor_si128(x, bias), lim), _mm_cmpeq_epi8(x, del));
-            int m = _mm_movemask_epi8(bad) | _mm_movemask_epi8(x);
-            if (m) return i + __builtin_ctz((unsigned int)m);
-        }
-        if (i < n && n >= 16) {
-            __m128i x = _mm_loadu_si128((const __m128i *)(p + n - 16));
-            __m128i bad = _mm_or_si128(_mm_cmplt_epi8(_mm_xor_si128(x, bias), lim), _mm_cmpeq_epi8(x, del));
-            unsigned int m = (unsigned int)(_mm_movemask_epi8(bad) | _mm_movemask_epi8(x)) >> (16 - (n - i));
-            return m ? i + __builtin_ctz(m) : n;
-        }
-    #endif
-        for (; i < n; i++) {
-            unsigned char c = p[i];
-            if (c < 0x21 || c > 0x7E) break;
-        }
-        return i;
-    }
-    """
+cdef extern from "_scan.h":
+    # RFC 9110 §5.5 field values: first control byte or DEL (HTAB included), and whether
+    # obs-text (>= 0x80) was seen; RFC 9112 §3.2: first byte outside 0x21-0x7E
     Py_ssize_t fs_find_ctl(const unsigned char* p, Py_ssize_t n, const unsigned char* base,
                            int* high) noexcept nogil
     Py_ssize_t fs_find_nontarget(const unsigned char* p, Py_ssize_t n) noexcept nogil
@@ -565,7 +479,9 @@ cdef int _check_field_content(const unsigned char* p, Py_ssize_t s, Py_ssize_t l
 # The vectorised scans hard-code the byte classes below; they are used only while
 # fastserve._abnf agrees with them (else every byte goes through the tables), and a byte
 # they stop at is always judged by the table.
-cdef bint _VALUE_FAST = all(c in _abnf.FIELD_VALUE_CHAR for c in range(256) if c >= 0x20 and c != 0x7F)
+cdef bint _VALUE_FAST = all(
+    c in _abnf.FIELD_VALUE_CHAR for c in range(256) if c >= 0x20 and c != 0x7F
+)
 cdef bint _TARGET_FAST = all(c in _abnf.TARGET_CHAR for c in range(0x21, 0x7F))
 
 
@@ -589,6 +505,205 @@ cdef int _check_value(const unsigned char* p, Py_ssize_t n, const unsigned char*
     return high
 
 
+# --- framing fields: read while the environ is built, judged once the head is complete ------
+# The twin's _elements / _check_transfer_coding / _content_length, without lists: every
+# comma-separated list goes through _next_element, and what the fields say is gathered in
+# a Framing record, field by field, so that no value is scanned twice.
+
+cdef enum:
+    # the first defect of Content-Length (RFC 9110 §8.6, RFC 9112 §6.3)
+    CL_OK = 0
+    CL_SYNTAX = 1       # not 1*DIGIT (or an empty element)
+    CL_TOO_LARGE = 2    # over 63 bits
+    CL_DIFFERS = 3      # a value differs from the one before it
+
+cdef struct Framing:
+    bint te                         # a Transfer-Encoding field line was seen
+    Py_ssize_t te_codings           # its non-empty elements
+    Py_ssize_t te_chunked           # ... that are "chunked"
+    bint te_last_chunked            # the last one is "chunked"
+    bint te_unknown                 # one is not in _abnf.KNOWN_TRANSFER_CODINGS
+    Py_ssize_t cl_lines             # Content-Length field lines
+    Py_ssize_t cl_last              # the field index of the last one
+    Py_ssize_t cl_elems             # their elements
+    int cl_bad                      # the first defect (CL_*)
+    unsigned long long cl_value     # the value while there is none
+    bint close                      # Connection: close
+    bint keep_alive                 # Connection: keep-alive
+    bint expect_continue            # Expect: 100-continue
+
+
+cdef inline void _trim_ows(const unsigned char* v, Py_ssize_t* start, Py_ssize_t* end) noexcept:
+    """Narrow ``v[start:end]`` by its leading and trailing OWS (RFC 9110 §5.6.3)."""
+    cdef Py_ssize_t k = start[0], d = end[0]
+    while k < d and CT[v[k]] & C_OWS:
+        k += 1
+    while d > k and CT[v[d - 1]] & C_OWS:
+        d -= 1
+    start[0] = k
+    end[0] = d
+
+
+cdef inline bint _next_element(const unsigned char* v, Py_ssize_t n, Py_ssize_t* pos,
+                               Py_ssize_t* start, Py_ssize_t* end) noexcept:
+    """RFC 9110 §5.6.1: the next element of the comma-separated list ``v[:n]``.
+
+    ``pos`` starts at 0 and is advanced past the element; the element, OWS trimmed (maybe
+    empty, as in the twin's ``_elements``), is ``v[start:end]``. False when none is left.
+    """
+    cdef Py_ssize_t a = pos[0], b
+    if a > n:
+        return False
+    b = a
+    while b < n and v[b] != b",":
+        b += 1
+    pos[0] = b + 1
+    start[0] = a
+    end[0] = b
+    _trim_ows(v, start, end)
+    return True
+
+
+cdef inline int _decimal(const unsigned char* v, Py_ssize_t k, Py_ssize_t d,
+                         unsigned long long* value) noexcept:
+    """RFC 9110 §8.6: ``v[k:d]`` as ``1*DIGIT`` of at most 63 bits: CL_OK (and ``value``),
+    CL_SYNTAX or CL_TOO_LARGE (a non-digit after the overflow is still CL_SYNTAX)."""
+    cdef unsigned long long x = 0
+    cdef bint big = False
+    if d == k:
+        return CL_SYNTAX
+    while k < d:
+        if v[k] < b"0" or v[k] > b"9":
+            return CL_SYNTAX
+        if x > (MAX_LENGTH - (v[k] - 48)) // 10:
+            big = True
+        else:
+            x = x * 10 + (v[k] - 48)
+        k += 1
+    if big:
+        return CL_TOO_LARGE
+    value[0] = x
+    return CL_OK
+
+
+cdef void _content_length_line(Framing* fr, const unsigned char* v, Py_ssize_t n) noexcept:
+    """One Content-Length field value: RFC 9112 §6.3, a list of identical values counts once.
+
+    Element by element, the first defect (syntax, size, a value different from the one
+    before) is kept; :func:`_content_length` reports it if Transfer-Encoding is absent.
+    """
+    cdef Py_ssize_t pos = 0, k, d
+    cdef unsigned long long x = 0
+    while _next_element(v, n, &pos, &k, &d):
+        fr.cl_elems += 1
+        if fr.cl_bad != CL_OK:
+            continue
+        fr.cl_bad = _decimal(v, k, d, &x)
+        if fr.cl_bad == CL_OK:
+            if fr.cl_elems > 1 and x != fr.cl_value:
+                fr.cl_bad = CL_DIFFERS
+            fr.cl_value = x
+
+
+cdef void _transfer_coding_line(Framing* fr, const unsigned char* v, Py_ssize_t n) noexcept:
+    """One Transfer-Encoding field value: RFC 9112 §6.1, comma-separated transfer codings,
+    case-insensitive, empty elements ignored; judged by :func:`_check_transfer_coding`."""
+    cdef Py_ssize_t pos = 0, k, d
+    fr.te = True
+    while _next_element(v, n, &pos, &k, &d):
+        if d > k:
+            fr.te_codings += 1
+            fr.te_last_chunked = d - k == 7 and _ieq(v + k, b"chunked", 7)
+            if fr.te_last_chunked:
+                fr.te_chunked += 1
+            elif not _known_coding(v + k, d - k):
+                fr.te_unknown = True
+
+
+cdef void _connection_line(Framing* fr, const unsigned char* v, Py_ssize_t n) noexcept:
+    """One Connection field value: RFC 9112 §9.3, §9.6, the options "close" and "keep-alive"."""
+    cdef Py_ssize_t pos = 0, k, d
+    while _next_element(v, n, &pos, &k, &d):
+        if d - k == 5 and _ieq(v + k, b"close", 5):
+            fr.close = True
+        elif d - k == 10 and _ieq(v + k, b"keep-alive", 10):
+            fr.keep_alive = True
+
+
+cdef inline bint _is_100_continue(const unsigned char* v, Py_ssize_t n) noexcept:
+    """RFC 9110 §10.1.1: the Expect field value is ``100-continue`` (OWS trimmed, any case)."""
+    cdef Py_ssize_t k = 0, d = n
+    _trim_ows(v, &k, &d)
+    return d - k == 12 and _ieq(v + k, b"100-continue", 12)
+
+
+cdef inline void _framing_field(Framing* fr, int kind, Py_ssize_t index, object value) noexcept:
+    """Read field ``index`` (``value``: its logical value, one latin-1 byte per character)
+    into ``fr`` when it is one of the framing fields (kind F_CLEN, F_TE, F_CONN, F_EXPECT)."""
+    cdef const unsigned char* v = <const unsigned char*>PyUnicode_DATA(value)
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(value)
+    if kind == F_CLEN:
+        fr.cl_lines += 1
+        fr.cl_last = index
+        _content_length_line(fr, v, n)
+    elif kind == F_TE:
+        _transfer_coding_line(fr, v, n)
+    elif kind == F_CONN:
+        _connection_line(fr, v, n)
+    elif kind == F_EXPECT:
+        fr.expect_continue |= _is_100_continue(v, n)
+
+
+cdef int _check_transfer_coding(const Framing* fr) except -1:
+    """RFC 9112 §6.1, §6.3: the codings must be known, and chunked final and once."""
+    if fr.te_codings == 0:
+        raise InvalidTransferEncodingError(EMPTY_TRANSFER_ENCODING_REASON)
+    if fr.te_unknown:
+        raise UnsupportedTransferEncodingError()  # RFC 9110 §15.6.2: 501
+    if fr.te_chunked != 1 or not fr.te_last_chunked:
+        raise InvalidTransferEncodingError(CHUNKED_NOT_FINAL_REASON)
+    return 0
+
+
+cdef long long _content_length(const Framing* fr) except -1:
+    """RFC 9110 §8.6, RFC 9112 §6.3: the length the Content-Length lines give, or their
+    first defect raised."""
+    if fr.cl_bad == CL_SYNTAX:
+        raise InvalidContentLengthError()
+    if fr.cl_bad == CL_TOO_LARGE:
+        raise InvalidContentLengthError(CONTENT_LENGTH_TOO_LARGE_REASON)
+    if fr.cl_bad == CL_DIFFERS:
+        raise InvalidContentLengthError(CONTENT_LENGTH_DIFFERS_REASON)
+    return <long long>fr.cl_value
+
+
+cdef bint _known_coding(const unsigned char* p, Py_ssize_t n) noexcept:
+    """``p[:n]`` is in ``_abnf.KNOWN_TRANSFER_CODINGS`` (case-insensitive)."""
+    cdef bytes c
+    cdef const unsigned char* q
+    cdef Py_ssize_t i
+    for c in KNOWN_CODINGS:
+        if PyBytes_GET_SIZE(c) == n:
+            q = <const unsigned char*>PyBytes_AS_STRING(c)
+            for i in range(n):
+                if (p[i] | 0x20 if p[i] >= b"A" and p[i] <= b"Z" else p[i]) != q[i]:
+                    break
+            else:
+                return True
+    return False
+
+
+cdef inline int _add_value(dict env, object key, object value) except -1:
+    """``env[key] = value``; a repeated field is joined with "," in arrival order
+    (RFC 9110 §5.3)."""
+    # compare sizes, not identity: "" is a singleton
+    cdef Py_ssize_t size = PyDict_GET_SIZE(env)
+    cdef PyObject* prev = PyDict_SetDefault(env, key, value)
+    if PyDict_GET_SIZE(env) == size:
+        env[key] = <object>prev + "," + value
+    return 0
+
+
 # --- request parser ------------------------------------------------------------------------
 
 cdef struct Field:
@@ -605,13 +720,6 @@ cdef enum:
     P_START = 0     # before / inside the request line
     P_FIELDS = 1    # field lines
     P_DONE = 2      # head complete; the next parse() starts a new request
-
-cdef enum:
-    # the first defect of Content-Length (RFC 9110 §8.6, RFC 9112 §6.3)
-    CL_OK = 0
-    CL_SYNTAX = 1       # not 1*DIGIT (or an empty element)
-    CL_TOO_LARGE = 2    # over 63 bits
-    CL_DIFFERS = 3      # a value differs from the one before it
 
 cdef enum:
     T_ORIGIN = 0
@@ -715,7 +823,9 @@ cdef class RequestParser:
         if self._phase == P_DONE:
             self.reset()
         if n < self._pos:
-            raise ValueError("parse() must get the same bytes, extended, until the head is complete")
+            raise ValueError(
+                "parse() must get the same bytes, extended, until the head is complete"
+            )
         while True:
             s = self._pos
             if self._scanned < s:
@@ -838,30 +948,16 @@ cdef class RequestParser:
         return 0
 
     cdef int _target(self, const unsigned char* p, Py_ssize_t ts, Py_ssize_t te) except -1:
-        """Classify the request-target (RFC 9112 §3.2) and record its parts."""
-        cdef Py_ssize_t i, a, h, ae, path_start, end
+        """Classify the request-target ``p[ts:te]`` (RFC 9112 §3.2) and record its parts."""
+        cdef Py_ssize_t i, path_start, end
         cdef const unsigned char* hash_
         cdef const unsigned char* qmark
-        cdef unsigned char c
         cdef Py_ssize_t mlen = self._m_end - self._rl_start
-        cdef bint is_connect = mlen == 7 and memcmp(p + self._rl_start, b"CONNECT", 7) == 0
         self._q_start = -1
         self._q_end = -1
         self._host_start = -1
-        if is_connect:
-            # §3.2.3 authority-form = uri-host ":" port, only (and always) with CONNECT
-            self._form = T_AUTHORITY
-            i = te - 1
-            while i >= ts and p[i] >= b"0" and p[i] <= b"9":
-                i -= 1
-            if i <= ts or p[i] != b":" or i == te - 1:
-                raise InvalidTargetError(CONNECT_TARGET_REASON)
-            for a in range(ts, te):
-                c = p[a]
-                if c == b"/" or c == b"?" or c == b"#" or c == b"@":
-                    raise InvalidTargetError(CONNECT_TARGET_REASON)
-            self._uri_start = ts
-            self._path_start = self._path_end = ts
+        if mlen == 7 and memcmp(p + self._rl_start, b"CONNECT", 7) == 0:
+            self._authority_form(p, ts, te)
             return 0
         if p[ts] == b"/":
             # §3.2.1 origin-form; a leading run of "/" collapses to one (werkzeug)
@@ -881,34 +977,7 @@ cdef class RequestParser:
             self._path_end = te
             return 0
         else:
-            # §3.2.2 absolute-form; RFC 3986 §3.1 scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
-            c = p[ts] | 0x20
-            if not (c >= b"a" and c <= b"z"):
-                raise InvalidTargetError()
-            i = ts + 1
-            while i < te:
-                c = p[i]
-                if not ((c | 0x20) >= b"a" and (c | 0x20) <= b"z" or c >= b"0" and c <= b"9"
-                        or c == b"+" or c == b"-" or c == b"."):
-                    break
-                i += 1
-            if te - i < 3 or memcmp(p + i, b"://", 3) != 0:
-                raise InvalidTargetError()
-            a = i + 3
-            ae = a
-            while ae < te:
-                c = p[ae]
-                if c == b"/" or c == b"?" or c == b"#":
-                    break
-                ae += 1
-            # RFC 3986 §3.2, RFC 9110 §4.2.1: the one Python rule (absolute-form is rare);
-            # the host starts after the userinfo, which never reaches HTTP_HOST
-            h = a + <Py_ssize_t>_authority_host(PyBytes_FromStringAndSize(<const char*>p + a, ae - a))
-            self._form = T_ABSOLUTE
-            self._host_start = h
-            self._host_end = ae
-            self._uri_start = ts
-            path_start = ae
+            path_start = self._absolute_form(p, ts, te)
         # path up to "?" or "#"; query after "?" up to "#" (the fragment is dropped)
         hash_ = <const unsigned char*>memchr(p + path_start, b"#", te - path_start)
         end = te if hash_ == NULL else hash_ - p
@@ -922,12 +991,67 @@ cdef class RequestParser:
             self._q_end = end
         return 0
 
+    cdef int _authority_form(self, const unsigned char* p, Py_ssize_t ts,
+                             Py_ssize_t te) except -1:
+        """RFC 9112 §3.2.3: ``authority-form = uri-host ":" port``, only (and always) with
+        CONNECT."""
+        cdef Py_ssize_t i = te - 1, a
+        cdef unsigned char c
+        while i >= ts and p[i] >= b"0" and p[i] <= b"9":
+            i -= 1
+        if i <= ts or p[i] != b":" or i == te - 1:
+            raise InvalidTargetError(CONNECT_TARGET_REASON)
+        for a in range(ts, te):
+            c = p[a]
+            if c == b"/" or c == b"?" or c == b"#" or c == b"@":
+                raise InvalidTargetError(CONNECT_TARGET_REASON)
+        self._form = T_AUTHORITY
+        self._uri_start = ts
+        self._path_start = self._path_end = ts
+        return 0
+
+    cdef Py_ssize_t _absolute_form(self, const unsigned char* p, Py_ssize_t ts,
+                                   Py_ssize_t te) except -1:
+        """RFC 9112 §3.2.2: ``absolute-form = absolute-URI``; records the host and returns
+        where the path starts. RFC 3986 §3.1:
+        ``scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )``, then ``"://" authority``."""
+        cdef Py_ssize_t i, a, ae, h
+        cdef unsigned char c = p[ts] | 0x20
+        if not (c >= b"a" and c <= b"z"):
+            raise InvalidTargetError()
+        i = ts + 1
+        while i < te:
+            c = p[i]
+            if not ((c | 0x20) >= b"a" and (c | 0x20) <= b"z" or c >= b"0" and c <= b"9"
+                    or c == b"+" or c == b"-" or c == b"."):
+                break
+            i += 1
+        if te - i < 3 or memcmp(p + i, b"://", 3) != 0:
+            raise InvalidTargetError()
+        a = i + 3
+        ae = a
+        while ae < te:
+            c = p[ae]
+            if c == b"/" or c == b"?" or c == b"#":
+                break
+            ae += 1
+        # RFC 3986 §3.2, RFC 9110 §4.2.1: the one Python rule (absolute-form is rare);
+        # the host starts after the userinfo, which never reaches HTTP_HOST
+        h = a + <Py_ssize_t>_authority_host(PyBytes_FromStringAndSize(<const char*>p + a, ae - a))
+        self._form = T_ABSOLUTE
+        self._host_start = h
+        self._host_end = ae
+        self._uri_start = ts
+        return ae
+
     cdef int _version(self, const unsigned char* p, Py_ssize_t vs, Py_ssize_t ve) except -1:
         """RFC 9112 §2.3: ``HTTP-version = "HTTP/" DIGIT "." DIGIT``; only 1.0 and 1.1 served."""
-        if ve - vs == 8 and memcmp(p + vs, b"HTTP/1.", 7) == 0 and (p[vs + 7] == b"1" or p[vs + 7] == b"0"):
+        if ve - vs != 8:
+            raise InvalidVersionError()
+        if memcmp(p + vs, b"HTTP/1.", 7) == 0 and (p[vs + 7] == b"1" or p[vs + 7] == b"0"):
             self._http11 = p[vs + 7] == b"1"
             return 0
-        if (ve - vs == 8 and memcmp(p + vs, b"HTTP/", 5) == 0 and p[vs + 5] >= b"0" and p[vs + 5] <= b"9"
+        if (memcmp(p + vs, b"HTTP/", 5) == 0 and p[vs + 5] >= b"0" and p[vs + 5] <= b"9"
                 and p[vs + 6] == b"." and p[vs + 7] >= b"0" and p[vs + 7] <= b"9"):
             raise UnsupportedVersionError()  # RFC 9110 §15.6.6: 505
         raise InvalidVersionError()
@@ -947,7 +1071,8 @@ cdef class RequestParser:
         self._nlines += 1
         if self._nlines > self.max_fields:
             raise TooManyHeadersError()
-        kind = _check_field_content(p, s, le, self._nfields > 0, &name_end, &value_start, &high, &key)
+        kind = _check_field_content(p, s, le, self._nfields > 0,
+                                    &name_end, &value_start, &high, &key)
         if kind == F_HOST:
             if self._seen_host:
                 raise DuplicateHeaderError(DUPLICATE_HOST_REASON)  # RFC 9112 §3.2
@@ -1010,38 +1135,20 @@ cdef class RequestParser:
         finally:
             PyMem_Free(buf)
 
-    cdef int _finish(self, const unsigned char* p) except -1:
-        """The head is complete: build the environ and decide the framing (RFC 9112 §6)."""
-        cdef dict env
-        cdef Py_ssize_t i, j, n, total, ms = self._rl_start
-        cdef Py_ssize_t mlen = self._m_end - ms
-        cdef Field* f
-        cdef Field* g
-        cdef const unsigned char* v
-        cdef unsigned char* scratch = NULL
-        cdef Py_ssize_t scratch_size = 0
-        cdef bint high
-        cdef object key, value, old
-        cdef PyObject* prev
-        # framing state
-        cdef bint te = False, te_unknown = False, te_last_chunked = False
-        cdef Py_ssize_t te_elems = 0, te_chunked = 0
-        cdef Py_ssize_t cl_lines = 0, cl_elems = 0
-        cdef int cl_bad = CL_OK
-        cdef bint cl_big, conn_close = False, conn_keep = False, expect = False
-        cdef unsigned long long cl_value = 0, x
-        cdef object cl_last = None
-        cdef Py_ssize_t a, b, k, d
-        cdef str method = None
-        cdef str version
+    cdef inline str _method_name(self, const unsigned char* p):
+        """The method: one of the interned METHODS, else a new str."""
+        cdef Py_ssize_t ms = self._rl_start, mlen = self._m_end - ms
+        cdef str name
+        for name in METHODS:
+            if (PyUnicode_GET_LENGTH(name) == mlen
+                    and memcmp(PyUnicode_DATA(name), p + ms, mlen) == 0):
+                return name
+        return _ascii(p + ms, mlen)
 
-        for key in METHODS:
-            if PyUnicode_GET_LENGTH(key) == mlen and memcmp(PyUnicode_DATA(key), p + ms, mlen) == 0:
-                method = key
-                break
-        if method is None:
-            method = _ascii(p + ms, mlen)
-        version = S_HTTP11 if self._http11 else S_HTTP10
+    cdef inline dict _request_environ(self, const unsigned char* p, str method, str version):
+        """A new environ with the request line's entries (see ``_TEMPLATE``)."""
+        cdef dict env
+        cdef object uri
         if self._nfields <= TEMPLATE_FIELDS:
             env = PyDict_Copy(_TEMPLATE)
         else:
@@ -1060,211 +1167,119 @@ cdef class RequestParser:
             env[K_PATH_INFO] = self._path_info(p)
         if self._q_start >= 0:
             env[K_QUERY_STRING] = _ascii(p + self._q_start, self._q_end - self._q_start)
-        value = _ascii(p + self._uri_start, self._t_end - self._uri_start)
-        env[K_REQUEST_URI] = value
-        env[K_RAW_URI] = value
+        uri = _ascii(p + self._uri_start, self._t_end - self._uri_start)
+        env[K_REQUEST_URI] = uri
+        env[K_RAW_URI] = uri
+        return env
 
-        try:
-            i = 0
-            while i < self._nfields:
-                f = &self._fields[i]
-                # the logical value: this line's value plus its obs-fold lines (CRLF removed)
-                j = i + 1
-                while j < self._nfields and self._fields[j].kind == F_FOLD:
-                    j += 1
-                high = f.high
-                if j == i + 1:
-                    v = p + f.value_start
-                    n = f.value_end - f.value_start
-                else:
-                    total = f.value_end - f.value_start
-                    for k in range(i + 1, j):
-                        g = &self._fields[k]
-                        total += g.value_end - g.value_start
-                        high |= g.high
-                    if total > scratch_size:
-                        PyMem_Free(scratch)
-                        scratch = <unsigned char*>PyMem_Malloc(total + 1)
-                        if scratch == NULL:
-                            raise MemoryError()
-                        scratch_size = total
-                    n = f.value_end - f.value_start
-                    memcpy(scratch, p + f.value_start, n)
-                    for k in range(i + 1, j):
-                        g = &self._fields[k]
-                        memcpy(scratch + n, p + g.value_start, g.value_end - g.value_start)
-                        n += g.value_end - g.value_start
-                    v = scratch
-                if f.kind == F_DROP:
-                    i = j
-                    continue
-                value = _latin1(v, n, high)
+    cdef inline Py_ssize_t _fold_end(self, Py_ssize_t i) noexcept:
+        """The index of the first field after field ``i`` and its obs-fold lines."""
+        i += 1
+        while i < self._nfields and self._fields[i].kind == F_FOLD:
+            i += 1
+        return i
+
+    cdef inline object _field_value(self, const unsigned char* p, Py_ssize_t i, Py_ssize_t end):
+        """The value of field ``i`` as a latin-1 str, with its obs-fold lines ``i+1:end``
+        appended whole, CRLFs removed (RFC 9112 §5.2)."""
+        cdef Field* f = &self._fields[i]
+        if end == i + 1:
+            return _latin1(p + f.value_start, f.value_end - f.value_start, f.high)
+        return self._folded_value(p, i, end)
+
+    cdef object _folded_value(self, const unsigned char* p, Py_ssize_t i, Py_ssize_t end):
+        """``_field_value`` when there are obs-fold lines: one str, written in place."""
+        cdef Field* f = &self._fields[i]
+        cdef Field* g
+        cdef Py_ssize_t k, n = f.value_end - f.value_start
+        cdef bint high = f.high
+        cdef unsigned char* w
+        for k in range(i + 1, end):
+            g = &self._fields[k]
+            n += g.value_end - g.value_start
+            high |= g.high
+        value = PyUnicode_New(n, 255 if high else 127)
+        w = <unsigned char*>PyUnicode_DATA(value)
+        for k in range(i, end):
+            g = &self._fields[k]
+            memcpy(w, p + g.value_start, g.value_end - g.value_start)
+            w += g.value_end - g.value_start
+        return value
+
+    cdef int _add_fields(self, const unsigned char* p, dict env, Framing* fr) except -1:
+        """Every field into the environ under werkzeug's key, the framing fields into ``fr``.
+
+        Names with "_" are left out (werkzeug drops them: "_" and "-" map to the same key).
+        """
+        cdef Py_ssize_t i = 0, end
+        cdef Field* f
+        cdef object key, value
+        while i < self._nfields:
+            f = &self._fields[i]
+            end = self._fold_end(i)
+            if f.kind != F_DROP:
+                value = self._field_value(p, i, end)
+                if f.kind != F_OTHER:
+                    _framing_field(fr, f.kind, i, value)
                 if f.key != NULL:
                     key = <object>f.key
                 else:
                     key = _environ_key(p + f.name_start, f.name_end - f.name_start)
-                if f.kind == F_OTHER or f.kind == F_HOST or f.kind == F_CTYPE:
-                    pass
-                elif f.kind == F_CLEN:
-                    cl_last = value
-                    cl_lines += 1
-                    # RFC 9110 §8.6: 1*DIGIT; RFC 9112 §6.3: a list of identical values counts once
-                    a = 0
-                    while a <= n:
-                        b = a
-                        while b < n and v[b] != b",":
-                            b += 1
-                        d = b
-                        k = a
-                        while k < d and CT[v[k]] & C_OWS:
-                            k += 1
-                        while d > k and CT[v[d - 1]] & C_OWS:
-                            d -= 1
-                        cl_elems += 1
-                        # the first bad element decides; per element: syntax, size, equality
-                        if cl_bad == CL_OK:
-                            if d == k:
-                                cl_bad = CL_SYNTAX
-                            x = 0
-                            cl_big = False
-                            while k < d:
-                                if v[k] < b"0" or v[k] > b"9":
-                                    cl_bad = CL_SYNTAX
-                                    break
-                                if x > (MAX_LENGTH - (v[k] - 48)) // 10:
-                                    cl_big = True
-                                else:
-                                    x = x * 10 + (v[k] - 48)
-                                k += 1
-                            if cl_bad == CL_OK:
-                                if cl_big:
-                                    cl_bad = CL_TOO_LARGE
-                                elif cl_elems > 1 and x != cl_value:
-                                    cl_bad = CL_DIFFERS
-                                cl_value = x
-                        a = b + 1
-                else:
-                    if f.kind == F_TE:
-                        te = True
-                        # RFC 9112 §6.1: comma-separated transfer codings, OWS around them
-                        a = 0
-                        while a <= n:
-                            b = a
-                            while b < n and v[b] != b",":
-                                b += 1
-                            d = b
-                            k = a
-                            while k < d and CT[v[k]] & C_OWS:
-                                k += 1
-                            while d > k and CT[v[d - 1]] & C_OWS:
-                                d -= 1
-                            if d > k:
-                                te_elems += 1
-                                te_last_chunked = d - k == 7 and _ieq(v + k, b"chunked", 7)
-                                if te_last_chunked:
-                                    te_chunked += 1
-                                elif not _known_coding(v + k, d - k):
-                                    te_unknown = True
-                            a = b + 1
-                    elif f.kind == F_CONN:
-                        # RFC 9112 §9.3, §9.6: connection options
-                        a = 0
-                        while a <= n:
-                            b = a
-                            while b < n and v[b] != b",":
-                                b += 1
-                            d = b
-                            k = a
-                            while k < d and CT[v[k]] & C_OWS:
-                                k += 1
-                            while d > k and CT[v[d - 1]] & C_OWS:
-                                d -= 1
-                            if d - k == 5 and _ieq(v + k, b"close", 5):
-                                conn_close = True
-                            elif d - k == 10 and _ieq(v + k, b"keep-alive", 10):
-                                conn_keep = True
-                            a = b + 1
-                    elif f.kind == F_EXPECT:
-                        # RFC 9110 §10.1.1
-                        k = 0
-                        d = n
-                        while k < d and CT[v[k]] & C_OWS:
-                            k += 1
-                        while d > k and CT[v[d - 1]] & C_OWS:
-                            d -= 1
-                        if d - k == 12 and _ieq(v + k, b"100-continue", 12):
-                            expect = True
-                # repeated fields are joined with "," in arrival order
-                # (compare sizes, not identity: "" is a singleton)
-                k = PyDict_GET_SIZE(env)
-                prev = PyDict_SetDefault(env, key, value)
-                if PyDict_GET_SIZE(env) == k:
-                    old = <object>prev
-                    env[key] = old + "," + value
-                i = j
-        finally:
-            PyMem_Free(scratch)
+                _add_value(env, key, value)
+            i = end
+        return 0
 
-        # RFC 9112 §6.1, §6.3: Transfer-Encoding frames the body; Content-Length then ignored
-        cdef bint chunked = False, must_close = False
-        cdef long long content_length = 0
-        if te:
-            if te_unknown:
-                raise UnsupportedTransferEncodingError()  # 501
-            if te_elems == 0:
-                raise InvalidTransferEncodingError(EMPTY_TRANSFER_ENCODING_REASON)
-            if te_chunked != 1 or not te_last_chunked:
-                raise InvalidTransferEncodingError(CHUNKED_NOT_FINAL_REASON)
-            chunked = True
-            content_length = -1
-            if cl_lines:
-                env[K_CONTENT_LENGTH] = cl_last  # passed through unchecked (werkzeug)
-            # framing in doubt (TE with CL, or TE in HTTP/1.0): close after the response
-            must_close = cl_lines > 0 or not self._http11
-        elif cl_lines:
-            if cl_bad == CL_SYNTAX:
-                raise InvalidContentLengthError()
-            if cl_bad == CL_TOO_LARGE:
-                raise InvalidContentLengthError(CONTENT_LENGTH_TOO_LARGE_REASON)
-            if cl_bad == CL_DIFFERS:
-                raise InvalidContentLengthError(CONTENT_LENGTH_DIFFERS_REASON)
-            content_length = <long long>cl_value
-            if cl_elems > 1:
-                env[K_CONTENT_LENGTH] = str(cl_value)
+    cdef inline long long _framing(self, const unsigned char* p, dict env, const Framing* fr,
+                                   bint* must_close) except -2:
+        """RFC 9112 §6.1, §6.3: the body's length, ``-1`` when Transfer-Encoding frames it
+        (Content-Length is then ignored); ``must_close`` when the framing is in doubt."""
+        cdef long long length
+        must_close[0] = False
+        if fr.te:
+            _check_transfer_coding(fr)
+            if fr.cl_lines:
+                # passed through unchecked (werkzeug)
+                env[K_CONTENT_LENGTH] = self._field_value(p, fr.cl_last, self._fold_end(fr.cl_last))
+            # TE with CL, or TE in HTTP/1.0: close after the response
+            must_close[0] = fr.cl_lines > 0 or not self._http11
+            return -1
+        if not fr.cl_lines:
+            return 0
+        length = _content_length(fr)
+        if fr.cl_elems > 1:
+            env[K_CONTENT_LENGTH] = str(length)
+        return length
+
+    cdef int _finish(self, const unsigned char* p) except -1:
+        """The head is complete: build the environ and decide the framing (RFC 9112 §6)."""
+        cdef Framing fr
+        cdef bint must_close
+        cdef long long content_length
+        cdef str method = self._method_name(p)
+        cdef str version = S_HTTP11 if self._http11 else S_HTTP10
+        cdef dict env = self._request_environ(p, method, version)
+        memset(&fr, 0, sizeof(Framing))
+        self._add_fields(p, env, &fr)
         if self._host_start >= 0:
+            # RFC 9112 §3.2.2: an absolute-form target's authority replaces Host
             env[K_HTTP_HOST] = _ascii(p + self._host_start, self._host_end - self._host_start)
+        content_length = self._framing(p, env, &fr, &must_close)
         # results are replaced only once the head is known to be good
         self.environ = env
         self.method = method
         self.version = version
         self.content_length = content_length
-        self.chunked = chunked
+        self.chunked = content_length < 0
         self.must_close = must_close
         # RFC 9112 §9.3: persistence
-        if must_close or conn_close:
+        if must_close or fr.close:
             self.keep_alive = False
         elif self._http11:
             self.keep_alive = True
         else:
-            self.keep_alive = conn_keep
-        self.expect_continue = expect
+            self.keep_alive = fr.keep_alive
+        self.expect_continue = fr.expect_continue
         return 0
-
-
-cdef bint _known_coding(const unsigned char* p, Py_ssize_t n) noexcept:
-    """``p[:n]`` is in ``_abnf.KNOWN_TRANSFER_CODINGS`` (case-insensitive)."""
-    cdef bytes c
-    cdef const unsigned char* q
-    cdef Py_ssize_t i
-    for c in KNOWN_CODINGS:
-        if PyBytes_GET_SIZE(c) == n:
-            q = <const unsigned char*>PyBytes_AS_STRING(c)
-            for i in range(n):
-                if (p[i] | 0x20 if p[i] >= b"A" and p[i] <= b"Z" else p[i]) != q[i]:
-                    break
-            else:
-                return True
-    return False
 
 
 # --- chunked body decoder (RFC 9112 §7.1) --------------------------------------------------
@@ -1395,12 +1410,8 @@ cdef class ChunkedDecoder:
             _release(&b)
 
     cdef tuple _decode(self, const unsigned char* p, Py_ssize_t n):
-        cdef Py_ssize_t pos = 0, npieces = 0, total = 0, e, le, k, i, name_end, value_start
+        cdef Py_ssize_t pos = 0, npieces = 0, total = 0, e, le, k, i
         cdef const unsigned char* lf
-        cdef unsigned long long size
-        cdef Py_ssize_t* grown
-        cdef bint high
-        cdef PyObject* key
         cdef bytes out
         cdef char* w
         while pos < n:
@@ -1408,14 +1419,7 @@ cdef class ChunkedDecoder:
                 k = n - pos
                 if <unsigned long long>k > self._remaining:
                     k = <Py_ssize_t>self._remaining
-                if npieces == self._cap:
-                    grown = <Py_ssize_t*>PyMem_Realloc(self._pieces, 4 * self._cap * sizeof(Py_ssize_t))
-                    if grown == NULL:
-                        raise MemoryError()
-                    self._pieces = grown
-                    self._cap *= 2
-                self._pieces[2 * npieces] = pos
-                self._pieces[2 * npieces + 1] = k
+                self._add_piece(npieces, pos, k)
                 npieces += 1
                 total += k
                 pos += k
@@ -1445,16 +1449,8 @@ cdef class ChunkedDecoder:
                 if self._state == D_SIZE:
                     if le == e:
                         raise InvalidChunkError(BARE_LF_CHUNK_SIZE_REASON)
-                    _parse_chunk_size(p, pos, le, &size)
-                    pos = e + 1
-                    if size == 0:
-                        self._state = D_TRAILER  # last-chunk (RFC 9112 §7.1)
-                    else:
-                        self._remaining = size
-                        self._state = D_DATA
+                    self._size_line(p, pos, le)
                 else:
-                    # RFC 9112 §7.1.2: trailer-section = *( field-line CRLF ), then the final
-                    # CRLF; same rules and limits as the head's field lines, then dropped
                     if le == e:
                         raise InvalidHeaderError(BARE_LF_TRAILER_REASON)
                     if le == pos:
@@ -1462,15 +1458,8 @@ cdef class ChunkedDecoder:
                         self._state = D_DONE
                         self.done = True
                         break
-                    self._trailer_size += le - pos
-                    if self._trailer_size > self.max_head:
-                        raise HeadTooLargeError()
-                    self._trailer_lines += 1
-                    if self._trailer_lines > self.max_fields:
-                        raise TooManyHeadersError()
-                    _check_field_content(p, pos, le, self._trailer_lines > 1,
-                                         &name_end, &value_start, &high, &key)
-                    pos = e + 1
+                    self._trailer_line(p, pos, le)
+                pos = e + 1
             else:  # D_DONE: never consume past the end of the message
                 break
         out = PyBytes_FromStringAndSize(NULL, total)
@@ -1479,6 +1468,46 @@ cdef class ChunkedDecoder:
             memcpy(w, p + self._pieces[2 * i], self._pieces[2 * i + 1])
             w += self._pieces[2 * i + 1]
         return out, pos
+
+    cdef int _add_piece(self, Py_ssize_t index, Py_ssize_t start, Py_ssize_t length) except -1:
+        """Record chunk data ``p[start:start + length]`` as piece ``index`` of this call."""
+        cdef Py_ssize_t* grown
+        if index == self._cap:
+            grown = <Py_ssize_t*>PyMem_Realloc(self._pieces, 4 * self._cap * sizeof(Py_ssize_t))
+            if grown == NULL:
+                raise MemoryError()
+            self._pieces = grown
+            self._cap *= 2
+        self._pieces[2 * index] = start
+        self._pieces[2 * index + 1] = length
+        return 0
+
+    cdef int _size_line(self, const unsigned char* p, Py_ssize_t s, Py_ssize_t le) except -1:
+        """``chunk-size [ chunk-ext ]`` in ``p[s:le]`` (CRLF excluded); sets the next state."""
+        cdef unsigned long long size
+        _parse_chunk_size(p, s, le, &size)
+        if size == 0:
+            self._state = D_TRAILER  # last-chunk (RFC 9112 §7.1)
+        else:
+            self._remaining = size
+            self._state = D_DATA
+        return 0
+
+    cdef int _trailer_line(self, const unsigned char* p, Py_ssize_t s, Py_ssize_t le) except -1:
+        """RFC 9112 §7.1.2: ``trailer-section = *( field-line CRLF )``; a field line
+        ``p[s:le]`` with the same rules and limits as the head's, then dropped."""
+        cdef Py_ssize_t name_end, value_start
+        cdef bint high
+        cdef PyObject* key
+        self._trailer_size += le - s
+        if self._trailer_size > self.max_head:
+            raise HeadTooLargeError()
+        self._trailer_lines += 1
+        if self._trailer_lines > self.max_fields:
+            raise TooManyHeadersError()
+        _check_field_content(p, s, le, self._trailer_lines > 1,
+                             &name_end, &value_start, &high, &key)
+        return 0
 
 
 # --- response head (RFC 9112 §4, RFC 9110 §5.5) --------------------------------------------
@@ -1503,18 +1532,99 @@ cdef inline bint _has_ctl_split(const unsigned char* p, Py_ssize_t n) noexcept:
     return False
 
 
+cdef object _response_field(object item, object name, object value, int* flags):
+    """Check one header ``item`` (``name, value``) of the application's and note what the
+    server must know about it in ``flags`` (1: Connection: close, 2: Transfer-Encoding, 4:
+    Content-Length); returns the Content-Length as an int, else None."""
+    cdef const unsigned char* np_
+    cdef const unsigned char* vp
+    cdef Py_ssize_t nlen, vlen, i, k, d, pos = 0
+    if not PyUnicode_Check(name) or not PyUnicode_Check(value):
+        raise TypeError(f"header names and values must be str: {item!r}")
+    np_ = _latin1_data(name, &nlen, "header name")
+    vp = _latin1_data(value, &vlen, "header value")
+    # RFC 9110 §5.1: field-name = token; §5.5: no CR, LF or NUL in a value
+    if nlen == 0:
+        raise ValueError("empty header name")
+    for i in range(nlen):
+        if not (CT[np_[i]] & C_TCHAR):
+            raise ValueError(f"invalid header name {name!r}")
+    if _has_ctl_split(vp, vlen):
+        raise ValueError(f"invalid header value for {name!r}: {value!r}")
+    if nlen == 14 and _ieq(np_, b"content-length", 14):
+        # RFC 9110 §8.6: Content-Length = 1*DIGIT; the last one counts
+        flags[0] |= 4
+        k = 0
+        d = vlen
+        _trim_ows(vp, &k, &d)
+        if d == k:
+            raise ValueError(f"invalid Content-Length {value!r}")
+        for i in range(k, d):
+            if not (b"0" <= vp[i] <= b"9"):
+                raise ValueError(f"invalid Content-Length {value!r}")
+        length = int(value[k:d])
+        if length > MAX_LENGTH:
+            raise ValueError(f"invalid Content-Length {value!r}")
+        return length
+    if nlen == 10 and _ieq(np_, b"connection", 10):
+        # RFC 9112 §9.6: the "close" connection option
+        while _next_element(vp, vlen, &pos, &k, &d):
+            if d - k == 5 and _ieq(vp + k, b"close", 5):
+                flags[0] |= 1
+    elif nlen == 17 and _ieq(np_, b"transfer-encoding", 17):
+        flags[0] |= 2
+    return None
+
+
+cdef bytes _response_head(const Buffer* vb, const unsigned char* sp, Py_ssize_t slen,
+                          const Buffer* pb, list parts):
+    """``version SP status CRLF preamble`` then ``name ": " value CRLF`` for each
+    (name, value) in ``parts`` (checked latin-1 strs), in one allocation."""
+    cdef Py_ssize_t total = vb.n + 1 + slen + 2 + pb.n, i, nlen, vlen
+    cdef bytes out
+    cdef unsigned char* w
+    for i in range(0, len(parts), 2):
+        total += PyUnicode_GET_LENGTH(parts[i]) + 2 + PyUnicode_GET_LENGTH(parts[i + 1]) + 2
+    out = PyBytes_FromStringAndSize(NULL, total)
+    w = <unsigned char*>PyBytes_AS_STRING(out)
+    memcpy(w, vb.p, vb.n)
+    w += vb.n
+    w[0] = b" "
+    w += 1
+    memcpy(w, sp, slen)
+    w += slen
+    w[0] = b"\r"
+    w[1] = b"\n"
+    w += 2
+    memcpy(w, pb.p, pb.n)
+    w += pb.n
+    for i in range(0, len(parts), 2):
+        name = parts[i]
+        value = parts[i + 1]
+        nlen = PyUnicode_GET_LENGTH(name)
+        vlen = PyUnicode_GET_LENGTH(value)
+        memcpy(w, PyUnicode_DATA(name), nlen)
+        w += nlen
+        w[0] = b":"
+        w[1] = b" "
+        w += 2
+        memcpy(w, PyUnicode_DATA(value), vlen)
+        w += vlen
+        w[0] = b"\r"
+        w[1] = b"\n"
+        w += 2
+    return out
+
+
 def serialize_response_head(version, str status not None, headers, preamble):
     cdef Buffer vb, pb
     cdef const unsigned char* sp
-    cdef const unsigned char* np_
-    cdef const unsigned char* vp
-    cdef Py_ssize_t slen, nlen, vlen, total, i, k, d
+    cdef Py_ssize_t slen
     cdef int code, flags = 0
-    cdef object content_length = -1
+    cdef object content_length = -1, length
     cdef list items = headers if type(headers) is list else list(headers)
     cdef list parts = []
     cdef bytes out
-    cdef unsigned char* w
 
     # RFC 9112 §4: status-line = HTTP-version SP status-code SP [ reason-phrase ]
     sp = _latin1_data(status, &slen, "status")
@@ -1527,50 +1637,9 @@ def serialize_response_head(version, str status not None, headers, preamble):
 
     for item in items:
         name, value = item
-        if not PyUnicode_Check(name) or not PyUnicode_Check(value):
-            raise TypeError(f"header names and values must be str: {item!r}")
-        np_ = _latin1_data(name, &nlen, "header name")
-        vp = _latin1_data(value, &vlen, "header value")
-        # RFC 9110 §5.1: field-name = token; §5.5: no CR, LF or NUL in a value
-        if nlen == 0:
-            raise ValueError("empty header name")
-        for i in range(nlen):
-            if not (CT[np_[i]] & C_TCHAR):
-                raise ValueError(f"invalid header name {name!r}")
-        if _has_ctl_split(vp, vlen):
-            raise ValueError(f"invalid header value for {name!r}: {value!r}")
-        if nlen == 14 and _ieq(np_, b"content-length", 14):
-            flags |= 4
-            k = 0
-            d = vlen
-            while k < d and CT[vp[k]] & C_OWS:
-                k += 1
-            while d > k and CT[vp[d - 1]] & C_OWS:
-                d -= 1
-            if d == k:
-                raise ValueError(f"invalid Content-Length {value!r}")
-            for i in range(k, d):
-                if not (b"0" <= vp[i] <= b"9"):
-                    raise ValueError(f"invalid Content-Length {value!r}")
-            content_length = int(value[k:d])
-            if content_length > MAX_LENGTH:
-                raise ValueError(f"invalid Content-Length {value!r}")
-        elif nlen == 10 and _ieq(np_, b"connection", 10):
-            k = 0
-            while k <= vlen:
-                i = k
-                while i < vlen and vp[i] != b",":
-                    i += 1
-                d = i
-                while k < d and CT[vp[k]] & C_OWS:
-                    k += 1
-                while d > k and CT[vp[d - 1]] & C_OWS:
-                    d -= 1
-                if d - k == 5 and _ieq(vp + k, b"close", 5):
-                    flags |= 1
-                k = i + 1
-        elif nlen == 17 and _ieq(np_, b"transfer-encoding", 17):
-            flags |= 2
+        length = _response_field(item, name, value, &flags)
+        if length is not None:
+            content_length = length
         parts.append(name)
         parts.append(value)
 
@@ -1578,34 +1647,7 @@ def serialize_response_head(version, str status not None, headers, preamble):
     try:
         _acquire(preamble, &pb)
         try:
-            total = vb.n + 1 + slen + 2 + pb.n
-            for i in range(0, len(parts), 2):
-                total += PyUnicode_GET_LENGTH(parts[i]) + 2 + PyUnicode_GET_LENGTH(parts[i + 1]) + 2
-            out = PyBytes_FromStringAndSize(NULL, total)
-            w = <unsigned char*>PyBytes_AS_STRING(out)
-            memcpy(w, vb.p, vb.n)
-            w += vb.n
-            w[0] = b" "
-            w += 1
-            memcpy(w, sp, slen)
-            w += slen
-            w[0] = b"\r"; w[1] = b"\n"
-            w += 2
-            memcpy(w, pb.p, pb.n)
-            w += pb.n
-            for i in range(0, len(parts), 2):
-                name = parts[i]
-                value = parts[i + 1]
-                nlen = PyUnicode_GET_LENGTH(name)
-                vlen = PyUnicode_GET_LENGTH(value)
-                memcpy(w, PyUnicode_DATA(name), nlen)
-                w += nlen
-                w[0] = b":"; w[1] = b" "
-                w += 2
-                memcpy(w, PyUnicode_DATA(value), vlen)
-                w += vlen
-                w[0] = b"\r"; w[1] = b"\n"
-                w += 2
+            out = _response_head(&vb, sp, slen, &pb, parts)
         finally:
             _release(&pb)
     finally:

@@ -67,8 +67,6 @@ from .errors import (
     CONTENT_LENGTH_DIFFERS_REASON,
     CONTENT_LENGTH_TOO_LARGE_REASON,
     CR_IN_REQUEST_LINE_REASON,
-    DUPLICATE_CONTENT_TYPE_REASON,
-    DUPLICATE_HOST_REASON,
     EMPTY_FIELD_NAME_REASON,
     EMPTY_TARGET_REASON,
     EMPTY_TRANSFER_ENCODING_REASON,
@@ -137,7 +135,7 @@ _TOKEN: Final = _TCHAR + b"+"
 _CHUNK_EXT: Final = (
     rb"(?:[ \t]*;[ \t]*" + _TOKEN + rb"(?:[ \t]*=[ \t]*(?:" + _TOKEN + b"|" + _QUOTED + b"))?)*"
 )
-_HEX_RE: Final = re.compile(rb"[0-9A-Fa-f]+")
+_HEX_RE: Final = re.compile(_char_class(_abnf.HEXDIG) + b"+")
 _CHUNK_EXT_RE: Final = re.compile(_CHUNK_EXT)
 # RFC 9112 §5: field-line = field-name ":" OWS field-value OWS, CRLF; a line that
 # matches is valid (the general path would accept it with the same name/value).
@@ -145,11 +143,6 @@ _FIELD_LINE_RE: Final = re.compile(
     b"(" + _TOKEN + rb"):[ \t]*(" + _char_class(_abnf.FIELD_VALUE_CHAR) + rb"*)\r\n"
 )
 
-# Field name -> environ key: upper case, "-" -> "_" (werkzeug's make_environ).
-_KEY_TABLE: Final = bytes(
-    c - 32 if 0x61 <= c <= 0x7A else 0x5F if c == 0x2D else c for c in range(256)
-)
-_UNPREFIXED: Final = {b"content-type": "CONTENT_TYPE", b"content-length": "CONTENT_LENGTH"}
 _KNOWN_CODINGS: Final = frozenset(c.encode("ascii") for c in _abnf.KNOWN_TRANSFER_CODINGS)
 _VERSIONS: Final = {b"HTTP/1.0": "HTTP/1.0", b"HTTP/1.1": "HTTP/1.1"}
 _OWS: Final = _abnf.OWS
@@ -159,11 +152,9 @@ _KEYS: dict[bytes, str] = {}
 _KEYS_MAX: Final = 512  # bounded: clients choose the names
 
 
-def _environ_key(name: bytes, lower: bytes) -> str:
-    """``HTTP_`` + upper-case name with ``-`` -> ``_``; CONTENT_TYPE/LENGTH unprefixed."""
-    key = _UNPREFIXED.get(lower)
-    if key is None:
-        key = "HTTP_" + name.translate(_KEY_TABLE).decode("ascii")
+def _environ_key(name: bytes) -> str:
+    """The environ key of field ``name`` (:func:`fastserve._abnf.environ_key`), cached."""
+    key = _abnf.environ_key(name)
     if len(_KEYS) < _KEYS_MAX:
         _KEYS[name] = key
     return key
@@ -221,13 +212,9 @@ def _check_field_line(
     return bytes(data[start:colon]), bytes(data[colon + 1 : end]).lstrip(_OWS)
 
 
-# RFC 9112 §3.2: exactly one Host; RFC 9110 §8.3: one Content-Type (name -> reason)
-_SINGLETONS: Final = {
-    b"host": DUPLICATE_HOST_REASON,
-    b"content-type": DUPLICATE_CONTENT_TYPE_REASON,
-}
-# Fields that framing and persistence read (trailing OWS ignored there).
-_INTERPRETED: Final = frozenset([b"transfer-encoding", b"content-length", b"connection", b"expect"])
+# Host and Content-Type (name -> reason); the fields framing and persistence read
+_SINGLETONS: Final = _abnf.SINGLETON_FIELDS
+_INTERPRETED: Final = _abnf.FRAMING_FIELDS
 
 
 def _check_singleton(fields: list[list[bytes]], lower: bytes) -> None:
@@ -541,7 +528,7 @@ class RequestParser:
                 continue  # werkzeug drops them: "_" and "-" map to the same key
             key = _KEYS.get(name)
             if key is None:
-                key = _environ_key(name, lower)
+                key = _environ_key(name)
             text = value.decode("latin-1")
             previous = environ.get(key)
             environ[key] = text if previous is None else previous + "," + text

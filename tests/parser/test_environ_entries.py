@@ -8,6 +8,8 @@ from urllib.parse import unquote
 import pytest
 from helpers import environ_of, feed_three_ways
 
+from fastserve import _abnf
+
 HEAD_KEYS = {
     "REQUEST_METHOD",
     "SCRIPT_NAME",
@@ -157,6 +159,32 @@ def test_field_name_to_key(parser_impl: ModuleType, name: bytes, key: str) -> No
     env = environ_of(parser_impl, get(b"/", name + b": " + value))
     assert env[key] == value.decode()
     assert set(env) - HEAD_KEYS == {key}
+
+
+# a value each interpreted field accepts
+_VALID_VALUE = {
+    b"content-length": b"7",
+    b"transfer-encoding": b"chunked",
+    b"expect": b"100-continue",
+}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        *sorted(_abnf.SINGLETON_FIELDS),
+        *sorted(_abnf.FRAMING_FIELDS),
+        b"Sec-CH-UA-Mobile",  # in the compiled parser's table of common names
+        b"dnt",
+        b"!#$%&'*+-.^`|~09azAZ",
+        b"x-" + b"y" * 40,
+    ],
+)
+def test_key_is_the_abnf_rule(parser_impl: ModuleType, name: bytes) -> None:
+    """Both builds key a field by ``_abnf.environ_key``, the one rule (werkzeug's)."""
+    value = _VALID_VALUE.get(name.lower(), b"v")
+    env = environ_of(parser_impl, get(b"/", name + b": " + value))
+    assert env[_abnf.environ_key(name)] == value.decode()
 
 
 @pytest.mark.parametrize("name", [b"X_Forwarded_For", b"_", b"Content_Length", b"a_"])
