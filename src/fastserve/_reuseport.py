@@ -63,10 +63,7 @@ from __future__ import annotations
 
 import socket
 import sys
-from typing import TYPE_CHECKING, Final
-
-if TYPE_CHECKING:
-    from .server import BaseWSGIServer
+from typing import Final, Protocol
 
 __all__ = ["SUPPORTED", "eligible", "open_listeners"]
 
@@ -76,7 +73,18 @@ SUPPORTED: Final[bool] = sys.platform.startswith("linux") and hasattr(socket, "S
 _INET_FAMILIES: Final = (socket.AF_INET, socket.AF_INET6)
 
 
-def eligible(server: BaseWSGIServer) -> bool:
+class ListeningServer(Protocol):
+    """What this module reads of a server (:class:`fastserve.server.BaseWSGIServer`)."""
+
+    address_family: int
+    socket: socket.socket
+    allow_reuse_address: bool
+    request_queue_size: int
+    #: the server bound its socket itself (not inherited from a parent or systemd)
+    _owns_listener: bool
+
+
+def eligible(server: ListeningServer) -> bool:
     """Whether ``server``'s workers should get one listener each: Linux, a
     TCP socket this process bound itself, and the server's ``reuse_port``."""
     return (
@@ -87,7 +95,7 @@ def eligible(server: BaseWSGIServer) -> bool:
     )
 
 
-def open_listeners(server: BaseWSGIServer, count: int) -> list[socket.socket]:
+def open_listeners(server: ListeningServer, count: int) -> list[socket.socket]:
     """``count`` listening sockets in one ``SO_REUSEPORT`` group on the
     server's address: the server's own socket first, then ``count - 1`` new
     ones (the caller closes those). See the module docstring for the order of
