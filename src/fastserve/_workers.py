@@ -114,7 +114,7 @@ class LeaderFollowers:
         self._threads.append(t)
         t.start()
 
-    def _promote(self, lease: Any, dispatches: int) -> None:
+    def _promote(self, lease: Lease, dispatches: int) -> None:
         engine = self.engine
         with self.lock:
             if (
