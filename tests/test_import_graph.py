@@ -14,28 +14,9 @@ import ast
 import re
 from pathlib import Path
 
-import pytest
-
 import fastserve
 
 PACKAGE_DIR = Path(fastserve.__file__).parent
-
-#: The cycle the server's modules still have, through their ``TYPE_CHECKING``
-#: imports of the classes above them (server <- connection <- _environ,
-#: _response; server <- _engine <- _workers; server <- _prefork). Breaking it
-#: takes Protocols for the server and the connection in a module below them;
-#: until then it is recorded here, and any *other* cycle fails.
-KNOWN_CYCLE = frozenset(
-    {
-        "fastserve._engine",
-        "fastserve._environ",
-        "fastserve._prefork",
-        "fastserve._response",
-        "fastserve._workers",
-        "fastserve.connection",
-        "fastserve.server",
-    }
-)
 
 #: ``from X import a, b`` / ``from X import (`` / ``import X`` (not ``cimport``); the
 #: names of a parenthesised list on the next lines are not read: X itself counts.
@@ -171,17 +152,6 @@ def test_graph_sees_all_kinds_of_imports(tmp_path: Path) -> None:
     assert find_cycles(graph) == [{"pkg.a", "pkg.b", "pkg.c", "pkg.sub.d"}]
 
 
-def test_no_import_cycle_outside_the_known_one() -> None:
-    graph = import_graph(PACKAGE_DIR)
-    new = [c for c in find_cycles(graph) if not c <= KNOWN_CYCLE]
-    assert not new, "\n".join(describe(graph, c) for c in new)
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="server <-> connection/_engine/_environ/_response/_workers/_prefork through"
-    " TYPE_CHECKING imports (KNOWN_CYCLE); remove this mark when it is broken",
-)
 def test_no_import_cycles() -> None:
     graph = import_graph(PACKAGE_DIR)
     cycles = find_cycles(graph)

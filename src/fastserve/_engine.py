@@ -50,13 +50,11 @@ import sys
 import threading
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ._contracts import EngineServer
 from ._logging import _log
 from .connection import CLOSE, GONE, LINGER, PARK, WRITE, HTTPConnection
-
-if TYPE_CHECKING:
-    from .server import BaseWSGIServer
 
 __all__ = ["Engine", "Lease"]
 
@@ -179,7 +177,7 @@ class Engine:
 
     def __init__(
         self,
-        server: BaseWSGIServer,
+        server: EngineServer,
         poll_interval: float = 0.5,
         parent_pid: int | None = None,
         max_serving: int = 1,

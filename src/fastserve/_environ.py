@@ -15,19 +15,18 @@ from __future__ import annotations
 import socket
 import ssl
 from http.client import HTTPMessage
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from werkzeug.serving import WSGIRequestHandler
+
+from ._contracts import EnvironServer
 from ._logging import _log
-
-if TYPE_CHECKING:
-    from .connection import WSGIRequestHandler
-    from .server import BaseWSGIServer
 
 __all__ = ["connection_environ", "headers_from_environ"]
 
 
 def connection_environ(
-    handler: WSGIRequestHandler, server: BaseWSGIServer, sock: socket.socket
+    handler: WSGIRequestHandler, server: EnvironServer, sock: socket.socket
 ) -> dict[str, Any]:
     """The environ entries that are the same for every request on ``sock``.
 
@@ -57,7 +56,7 @@ def connection_environ(
     return env
 
 
-def _server_environ(handler: WSGIRequestHandler, server: BaseWSGIServer) -> dict[str, Any]:
+def _server_environ(handler: WSGIRequestHandler, server: EnvironServer) -> dict[str, Any]:
     """The entries that are the same for every connection of ``server``."""
     server_address = server.server_address
     return {

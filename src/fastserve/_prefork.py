@@ -15,13 +15,10 @@ import sys
 import threading
 import time
 import traceback
-from typing import TYPE_CHECKING
 
 from . import _reuseport, _signals
+from ._contracts import PreforkServer
 from ._logging import _log
-
-if TYPE_CHECKING:
-    from .server import BaseWSGIServer
 
 __all__ = ["Prefork"]
 
@@ -47,7 +44,7 @@ class Prefork:
     :param processes: how many workers.
     """
 
-    def __init__(self, server: BaseWSGIServer, processes: int) -> None:
+    def __init__(self, server: PreforkServer, processes: int) -> None:
         self.server = server
         self.processes = processes
         #: worker pid -> the index of its listener

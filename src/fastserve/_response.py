@@ -32,14 +32,12 @@ from collections.abc import Callable
 from email.utils import formatdate
 from http import HTTPStatus
 from time import time as _time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._body import EMPTY_INPUT
+from ._contracts import ExchangeConnection
 from ._werkzeug_private import internal as _wz_internal
 from .parser import serialize_response_head
-
-if TYPE_CHECKING:
-    from .connection import HTTPConnection
 
 __all__ = ["CONTINUE", "Exchange", "date_line", "error_response"]
 
@@ -118,7 +116,7 @@ class Exchange:
 
     def __init__(
         self,
-        conn: HTTPConnection,
+        conn: ExchangeConnection,
         head_only: bool,
         chunk_ok: bool,
         keep: bool,

@@ -63,7 +63,9 @@ from __future__ import annotations
 
 import socket
 import sys
-from typing import Final, Protocol
+from typing import Final
+
+from ._contracts import ListeningServer
 
 __all__ = ["SUPPORTED", "eligible", "open_listeners"]
 
@@ -71,17 +73,6 @@ __all__ = ["SUPPORTED", "eligible", "open_listeners"]
 SUPPORTED: Final[bool] = sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
 
 _INET_FAMILIES: Final = (socket.AF_INET, socket.AF_INET6)
-
-
-class ListeningServer(Protocol):
-    """What this module reads of a server (:class:`fastserve.server.BaseWSGIServer`)."""
-
-    address_family: int
-    socket: socket.socket
-    allow_reuse_address: bool
-    request_queue_size: int
-    #: the server bound its socket itself (not inherited from a parent or systemd)
-    _owns_listener: bool
 
 
 def eligible(server: ListeningServer) -> bool:

@@ -55,22 +55,20 @@ import sys
 import time
 import traceback
 from collections import deque
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
 from werkzeug import serving as _wz_serving
 from werkzeug.exceptions import ClientDisconnected, InternalServerError
 
 from . import _logging
 from ._body import EMPTY_INPUT, ChunkedReader, ContentLengthReader, RequestBodyTimeout
+from ._contracts import ConnectionServer
 from ._environ import connection_environ, headers_from_environ
 from ._response import CONTINUE, Exchange, error_response
 from ._sendqueue import queued_bytes
 from ._tls import connection_dropped_errors
 from .errors import BodyTooLargeError, HTTPParseError
 from .parser import RequestParser
-
-if TYPE_CHECKING:
-    from .server import BaseWSGIServer
 
 __all__ = ["HTTPConnection", "WSGIRequestHandler", "connection_dropped_errors"]
 
@@ -261,7 +259,7 @@ class HTTPConnection:
         "resp_result",
     )
 
-    def __init__(self, server: BaseWSGIServer, sock: socket.socket, addr: Any) -> None:
+    def __init__(self, server: ConnectionServer, sock: socket.socket, addr: Any) -> None:
         self.server = server
         #: the socket (an ``ssl.SSLSocket`` after the TLS handshake)
         self.sock: Any = sock
