@@ -56,6 +56,7 @@ CELLS = {
     "ka32": ("hello", 32, []),
     "close32": ("hello", 32, ["-H", "Connection: close"]),
     "flask32": ("flask", 32, []),
+    "flask1": ("flask", 1, []),
 }
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -159,7 +160,14 @@ class Running:
 def run_wrk(port: int, cell: str, duration: float) -> tuple[float, int]:
     _, conns, extra = CELLS[cell]
     proc = subprocess.run(
-        ["wrk", "-t1", f"-c{conns}", f"-d{max(1, round(duration))}s", *extra, f"http://{HOST}:{port}/"],
+        [
+            "wrk",
+            "-t1",
+            f"-c{conns}",
+            f"-d{max(1, round(duration))}s",
+            *extra,
+            f"http://{HOST}:{port}/",
+        ],
         capture_output=True,
         text=True,
         timeout=duration + 60,
@@ -282,9 +290,7 @@ def profile(python: str, server: str, cell: str, duration: float, native: bool) 
         shutil.rmtree(out, ignore_errors=True)
 
 
-REQUEST = (
-    b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n"
-)
+REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n"
 
 
 def cycle(app_name: str, count: int) -> None:
