@@ -239,7 +239,7 @@ def table(results: dict[tuple[str, str], list[tuple[float, float]]], cells: list
         if ref not in names:
             continue
         for name in names:
-            if name == ref or name == "base" and ref != "base":
+            if name == ref or name not in ("fastserve", "base"):
                 continue
             ratios = []
             for cell in cells:
