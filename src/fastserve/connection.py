@@ -346,7 +346,10 @@ class HTTPConnection:
     def push(self, data: Any) -> None:
         """Send ``data`` as far as the socket takes it now; keep the rest in
         :attr:`out` (the caller then stops pulling the application's iterator
-        and the engine waits for the socket to drain)."""
+        and the engine waits for the socket to drain). Nothing is sent for
+        empty ``data`` (the end of a Content-Length body, an empty piece)."""
+        if not data:
+            return
         out = self.out
         if out:
             out.append(data)

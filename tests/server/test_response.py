@@ -442,3 +442,34 @@ def test_passthrough_errors_on_a_threaded_server_keep_serving(serve: Any) -> Non
     finally:
         _threading.excepthook = old_hook
     assert len(seen) == 1 and isinstance(seen[0], KeyError)
+
+
+def test_iterable_body_completing_its_content_length_is_one_send(
+    serve: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Flask's response (a ClosingIterator, Content-Length set): head and body
+    go out in one send, and the exhausted iterator sends nothing more (no
+    empty segment, no extra syscall)."""
+    sends: list[bytes] = []
+    real_send = socket.socket.send
+
+    def counting_send(sock: socket.socket, data: Any, *flags: int) -> int:
+        if threading.current_thread() is not threading.main_thread():
+            sends.append(bytes(data))
+        return real_send(sock, data, *flags)
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
+        return iter([b"hello"])
+
+    srv = serve(app)
+    monkeypatch.setattr(socket.socket, "send", counting_send)
+    with srv.connect() as s:
+        reader = Reader(s)
+        for _ in range(2):
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert reader.response().body == b"hello"
+    assert len(sends) == 2
+    assert all(
+        data.startswith(b"HTTP/1.1 200 OK\r\n") and data.endswith(b"hello") for data in sends
+    )
