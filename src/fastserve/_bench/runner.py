@@ -1,0 +1,157 @@
+"""Interleaved rounds: every server, every cell, ``rounds`` times.
+
+Flow of :func:`run`:
+
+1. each round starts the servers one after another, in an order rotated by
+   one place every round (so no server always runs first, or right after the
+   heaviest one);
+2. a server is started once per app its scenarios need (the app under test,
+   or the Flask app of the ``flask`` scenarios), waited for until it answers,
+   and stopped after its cells;
+3. each cell gets a warm-up by the bundled load generator, in this process
+   (threads started, code paths hot), then the driver's measurement, with
+   the server's process-group CPU read before and after;
+4. a server that does not start, or a cell whose driver fails, is recorded
+   with the reason and not tried again in later rounds.
+
+The caller gets a :class:`Progress` after every cell and the
+:class:`Results` at the end; medians and ratios are ``report.py``'s.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from .drivers import Driver, Measurement
+from .loadgen import build_request, run_load
+from .scenarios import Scenario
+from .servers import RunningServer, Server
+
+__all__ = ["Plan", "Progress", "Results", "run"]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to measure.
+
+    :param target: the ``module:app`` under test.
+    :param path: the request path.
+    :param cwd: the directory the servers run in (the user's modules import from it).
+    """
+
+    servers: Sequence[Server]
+    scenarios: Sequence[Scenario]
+    rounds: int
+    duration: float
+    warmup: float
+    target: str
+    path: str = "/"
+    cwd: str | None = None
+
+    @property
+    def cells(self) -> int:
+        return self.rounds * len(self.servers) * len(self.scenarios)
+
+
+@dataclass
+class Progress:
+    """Where a run is, after a cell."""
+
+    done: int
+    total: int
+    round: int
+    server: str
+    scenario: Scenario
+    measurement: Measurement | None
+    error: str | None
+    elapsed: float
+
+    @property
+    def remaining(self) -> float:
+        """Seconds left, estimated from the cells so far."""
+        return self.elapsed / self.done * (self.total - self.done) if self.done else 0.0
+
+
+@dataclass
+class Results:
+    """Every measurement, by server name and scenario key; and what failed, with why."""
+
+    servers: list[str]
+    scenarios: list[Scenario]
+    cells: dict[str, dict[str, list[Measurement]]] = field(default_factory=dict)
+    failures: dict[tuple[str, str], str] = field(default_factory=dict)
+
+
+def _groups(plan: Plan) -> list[tuple[str, list[Scenario]]]:
+    """The plan's scenarios grouped by the app they are served, in first-use order."""
+    groups: dict[str, list[Scenario]] = {}
+    for scenario in plan.scenarios:
+        groups.setdefault(scenario.app_spec(plan.target), []).append(scenario)
+    return list(groups.items())
+
+
+def run(
+    plan: Plan, driver: Driver, progress: Callable[[Progress], None] = lambda p: None
+) -> Results:
+    """Measure every cell of ``plan`` ``plan.rounds`` times with ``driver``."""
+    results = Results([s.name for s in plan.servers], list(plan.scenarios))
+    for server in plan.servers:
+        results.cells[server.name] = {}
+    servers = list(plan.servers)
+    done, start = 0, time.monotonic()
+
+    def report(rnd: int, server: Server, scenario: Scenario, m: Measurement | None) -> None:
+        nonlocal done
+        done += 1
+        error = results.failures.get((server.name, scenario.key)) if m is None else None
+        progress(
+            Progress(done, plan.cells, rnd, server.name, scenario, m, error,
+                     time.monotonic() - start)
+        )  # fmt: skip
+
+    for rnd in range(plan.rounds):
+        shift = rnd % len(servers) if servers else 0
+        for server in servers[shift:] + servers[:shift]:
+            for app_spec, scenarios in _groups(plan):
+                todo = [s for s in scenarios if (server.name, s.key) not in results.failures]
+                for scenario in scenarios:
+                    if scenario not in todo:
+                        report(rnd, server, scenario, None)
+                if not todo:
+                    continue
+                with RunningServer(server, app_spec, plan.cwd) as running:
+                    try:
+                        running.wait_ready(plan.path)
+                    except RuntimeError as exc:
+                        for scenario in todo:
+                            results.failures[(server.name, scenario.key)] = str(exc)
+                            report(rnd, server, scenario, None)
+                        continue
+                    for scenario in todo:
+                        try:
+                            m = _cell(running, driver, scenario, plan)
+                        except (RuntimeError, ValueError, OSError) as exc:
+                            results.failures[(server.name, scenario.key)] = str(exc)
+                            report(rnd, server, scenario, None)
+                            continue
+                        results.cells[server.name].setdefault(scenario.key, []).append(m)
+                        report(rnd, server, scenario, m)
+    return results
+
+
+def _cell(running: RunningServer, driver: Driver, scenario: Scenario, plan: Plan) -> Measurement:
+    if plan.warmup > 0:
+        request = build_request(
+            running.port, plan.path, close=scenario.close, body_size=scenario.body_size
+        )
+        run_load(running.port, request, scenario.connections, plan.warmup, close=scenario.close)
+    before, t0 = running.cpu_seconds(), time.perf_counter()
+    m = driver.measure(running.port, scenario, plan.path, plan.duration)
+    after, wall = running.cpu_seconds(), time.perf_counter() - t0
+    if before is not None and after is not None:
+        m.server_cpu = (after - before) / wall
+    if running.exited():
+        raise RuntimeError(f"the server exited during the cell: {running.output()}")
+    return m

@@ -1,0 +1,170 @@
+"""The bundled load generator against a canned-response server on loopback.
+
+The server answers every request with fixed bytes, so each test knows what
+the generator must count: responses framed by Content-Length, by chunked
+encoding or by the close of the connection, error statuses, refused
+connections and a server that never answers.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from fastserve._bench.loadgen import Histogram, LoadResult, build_request, run_load
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+CHUNKED = (
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"5\r\nhello\r\n3;x=y\r\nabc\r\n0\r\nT: 1\r\n\r\n"  # a chunk extension and a trailer
+)
+CLOSE_DELIMITED = b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end"
+ERROR = b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 3\r\n\r\nerr"
+
+
+@contextmanager
+def canned_server(response: bytes | None) -> Iterator[tuple[int, dict[str, int]]]:
+    """A loopback server answering each request with ``response`` (``None``: never answer).
+
+    Yields its port and its counts of ``requests`` read and ``connections`` accepted.
+    """
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    seen = {"requests": 0, "connections": 0}
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def handle(conn: socket.socket) -> None:
+        buf = b""
+        with conn:
+            while not stop.is_set():
+                while b"\r\n\r\n" not in buf:
+                    try:
+                        data = conn.recv(65536)
+                    except OSError:
+                        return
+                    if not data:
+                        return
+                    buf += data
+                head, _, buf = buf.partition(b"\r\n\r\n")
+                length = 0
+                for line in head.lower().split(b"\r\n"):
+                    if line.startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                while len(buf) < length:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    buf += data
+                buf = buf[length:]
+                with lock:
+                    seen["requests"] += 1
+                if response is None:
+                    stop.wait(30)
+                    return
+                conn.sendall(response)
+                if response is CLOSE_DELIMITED or b"connection: close" in head.lower():
+                    return
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with lock:
+                seen["connections"] += 1
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield port, seen
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+
+
+@pytest.mark.parametrize(
+    "response",
+    [OK, CHUNKED, CLOSE_DELIMITED],
+    ids=["content-length", "chunked-with-trailer", "close-delimited"],
+)
+def test_every_framing_is_read_to_its_end(response: bytes) -> None:
+    with canned_server(response) as (port, seen):
+        result = run_load(port, build_request(port), 4, 0.5)
+    assert result.requests > 0
+    assert result.errors == {"connect": 0, "read": 0, "timeout": 0, "status": 0}
+    # the server read at most the requests answered plus one in flight per connection
+    assert result.requests <= seen["requests"] <= result.requests + 4
+
+
+def test_keep_alive_reuses_connections_and_close_does_not() -> None:
+    with canned_server(OK) as (port, seen):
+        kept = run_load(port, build_request(port), 2, 0.3)
+        assert seen["connections"] == 2 and kept.requests > 2
+    with canned_server(OK) as (port, seen):
+        closed = run_load(port, build_request(port, close=True), 2, 0.3, close=True)
+        assert closed.requests > 2 and seen["connections"] >= closed.requests
+
+
+def test_error_statuses_are_counted_as_requests_and_errors() -> None:
+    with canned_server(ERROR) as (port, _):
+        result = run_load(port, build_request(port), 2, 0.3)
+    assert result.requests > 0
+    assert result.errors["status"] == result.requests
+
+
+def test_refused_connections_are_connect_errors() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, not listening: connections are refused
+        result = run_load(port, build_request(port), 2, 0.3)
+    assert result.requests == 0
+    assert result.errors["connect"] >= 2
+    # retried after a pause, not in a busy loop
+    assert result.errors["connect"] < 2 * 0.3 / 0.01 + 10
+
+
+def test_a_server_that_never_answers_gives_timeouts() -> None:
+    with canned_server(None) as (port, _):
+        result = run_load(port, build_request(port), 2, 1.0, timeout=0.3)
+    assert result.requests == 0
+    assert result.errors["timeout"] >= 2
+
+
+def test_a_post_body_is_sent_whole() -> None:
+    with canned_server(OK) as (port, seen):
+        request = build_request(port, "/upload", body_size=200_000)
+        result = run_load(port, request, 2, 0.5)
+    assert request.startswith(b"POST /upload HTTP/1.1\r\n")
+    assert b"\r\nContent-Length: 200000\r\n" in request
+    assert result.requests > 0 and result.errors["read"] == 0
+    assert seen["requests"] >= result.requests
+
+
+def test_histogram_quantiles_and_merge() -> None:
+    a, b = Histogram(), Histogram()
+    for ms in range(1, 101):
+        (a if ms % 2 else b).add(ms / 1000)
+    a.merge(b)
+    assert sum(a.counts.values()) == 100
+    assert a.quantile(0.5) == pytest.approx(0.050, rel=0.03)
+    assert a.quantile(0.99) == pytest.approx(0.099, rel=0.03)
+    assert Histogram().quantile(0.5) != Histogram().quantile(0.5)  # NaN when empty
+
+
+def test_result_round_trips_through_json() -> None:
+    hist = Histogram()
+    hist.add(0.002)
+    result = LoadResult(7, {"connect": 1, "read": 0, "timeout": 2, "status": 0}, 1.5, hist)
+    again = LoadResult.from_json(result.to_json())
+    assert again == result
