@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import math
 import os
 import platform
 import sys
@@ -276,13 +275,10 @@ def _run(
 ) -> int:  # fmt: skip
     cpus = os.cpu_count() or 1
     app = "a hello-world app" if plan.target == HELLO_SPEC else repr(plan.target)
-    per_cell = plan.warmup + (
-        max(1, math.ceil(plan.duration)) if driver.name == "wrk" else plan.duration
-    )
     load_before = os.getloadavg()[0]
     print(
         f"{args.prog}: {app}, {len(plan.servers)} servers x {len(plan.scenarios)} cells x"
-        f" {plan.rounds} rounds, about {plan.cells * (per_cell + 0.3):.0f} s; {driver_line}",
+        f" {plan.rounds} rounds, about {plan.estimate(driver.name == 'wrk'):.0f} s; {driver_line}",
         file=sys.stderr,
         flush=True,
     )

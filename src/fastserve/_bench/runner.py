@@ -20,9 +20,11 @@ The caller gets a :class:`Progress` after every cell and the
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Final
 
 from .drivers import Driver, Measurement
 from .loadgen import build_request, run_load
@@ -30,6 +32,11 @@ from .scenarios import Scenario
 from .servers import RunningServer, Server
 
 __all__ = ["Plan", "Progress", "Results", "run"]
+
+#: seconds a cell costs beyond its warm-up and measurement (the driver's start, CPU reads)
+STEP_OVERHEAD: Final = 0.3
+#: seconds to start a server and stop it again
+START_OVERHEAD: Final = 1.0
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,15 @@ class Plan:
     @property
     def cells(self) -> int:
         return self.rounds * len(self.servers) * len(self.scenarios)
+
+    def estimate(self, whole_seconds: bool) -> float:
+        """Roughly how long the run takes, in seconds.
+
+        :param whole_seconds: the driver measures whole seconds only (wrk).
+        """
+        measured = max(1, math.ceil(self.duration)) if whole_seconds else self.duration
+        starts = self.rounds * len(self.servers) * len(_groups(self))
+        return self.cells * (self.warmup + measured + STEP_OVERHEAD) + starts * START_OVERHEAD
 
 
 @dataclass
