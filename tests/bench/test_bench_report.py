@@ -126,6 +126,19 @@ def test_errors_failures_and_missing_servers_are_noted() -> None:
     assert "- granian: not installed (pip install granian)" in table
 
 
+def test_connections_never_accepted_are_marked_and_noted() -> None:
+    m = _m(5_000)
+    m.unaccepted = 156
+    table = render(
+        _results({"fastserve": {"ka32": [_m(9_000)]}, "waitress": {"ka32": [m]}}), "fastserve", 8
+    )
+    assert "| 5,000 (0.56x) [156 unserved] |" in table
+    assert (
+        "- waitress, keep-alive, 32 conns: at least 156 of 32 connections were never accepted"
+        in table
+    )
+
+
 def test_the_median_of_rounds() -> None:
     m = median([_m(100, server_cpu=0.5), _m(300, server_cpu=0.7), _m(200, server_cpu=0.6)])
     assert m.rps == 200 and m.server_cpu == 0.6 and m.requests == 600

@@ -8,14 +8,17 @@ connections and a server that never answers.
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
 
 from fastserve._bench.loadgen import Histogram, LoadResult, build_request, run_load
+from fastserve._bench.servers import listen_queue
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
 CHUNKED = (
@@ -168,3 +171,22 @@ def test_result_round_trips_through_json() -> None:
     result = LoadResult(7, {"connect": 1, "read": 0, "timeout": 2, "status": 0}, 1.5, hist)
     again = LoadResult.from_json(result.to_json())
     assert again == result
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/net/tcp"), reason="needs Linux /proc/net/tcp")
+def test_listen_queue_counts_connections_not_yet_accepted() -> None:
+    with socket.create_server(("127.0.0.1", 0), backlog=16) as listener:
+        port = listener.getsockname()[1]
+        assert listen_queue(port) == 0
+        clients = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(3)]
+        try:
+            deadline = time.monotonic() + 10
+            while listen_queue(port) != 3 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert listen_queue(port) == 3
+            conn, _ = listener.accept()
+            conn.close()
+            assert listen_queue(port) == 2
+        finally:
+            for c in clients:
+                c.close()

@@ -5,7 +5,7 @@ child process and returns a :class:`Measurement`: requests/s, p50/p99
 latency, errors, and the CPU time the load generator itself used, taken from
 the child's own resource usage (``wait4``), so the benchmark can tell when
 the client, not the server, was the limit (``verdict.py``). The server's CPU
-is added by the runner.
+and its listen queue are added by the runner.
 
 ``wrk`` measures whole seconds, so a fractional duration is rounded up for it.
 Its threads are the client's parallelism; the bundled driver gets the same
@@ -64,6 +64,8 @@ class Measurement:
     client_threads: int
     server_cpu: float | None = None
     error_kinds: dict[str, int] = field(default_factory=dict)
+    #: connections still waiting to be accepted through the second half of the cell
+    unaccepted: int | None = None
 
 
 class Driver(Protocol):

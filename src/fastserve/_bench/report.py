@@ -6,7 +6,8 @@ cell of the same run - except where ``verdict.client_limit`` says the client
 was the limit (in that cell, or in the baseline's), which the cell says
 instead. The second gives p50 / p99 latency and the CPU of the client and of
 the server. Notes under the tables list errors, client-bound cells,
-failures and servers that are not installed.
+connections a server never accepted, failures and servers that are not
+installed.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def median(ms: Sequence[Measurement]) -> Measurement:
         for kind, n in m.error_kinds.items():
             kinds[kind] = kinds.get(kind, 0) + n
     server = [m.server_cpu for m in ms]
+    queued = [m.unaccepted for m in ms]
     return Measurement(
         statistics.median(m.rps for m in ms),
         statistics.median(m.p50_ms for m in ms),
@@ -41,6 +43,7 @@ def median(ms: Sequence[Measurement]) -> Measurement:
         max(m.client_threads for m in ms),
         None if None in server else statistics.median(c for c in server if c is not None),
         kinds,
+        None if None in queued else int(statistics.median(q for q in queued if q is not None)),
     )
 
 
@@ -108,6 +111,8 @@ def render(
                     text += f" ({m.rps / base.rps:.2f}x)"
             if m.errors:
                 text += f" [{m.errors:,} err]"
+            if m.unaccepted:
+                text += f" [{m.unaccepted:,} unserved]"
             rates.append(text)
             server_cpu = "?" if m.server_cpu is None else f"{m.server_cpu:.0%}"
             latencies.append(
@@ -149,6 +154,16 @@ def _notes(
             if m.errors:
                 kinds = ", ".join(f"{n:,} {kind}" for kind, n in m.error_kinds.items())
                 notes.append(f"- {name}, {titles[key]}: {m.errors:,} errors ({kinds})")
+    connections = {s.key: s.connections for s in results.scenarios}
+    for name, cells in medians.items():
+        for key, m in cells.items():
+            if m.unaccepted:
+                notes.append(
+                    f"- {name}, {titles[key]}: at least {m.unaccepted:,} of"
+                    f" {connections[key]:,} connections were never accepted (in the listen"
+                    " queue through the second half of the cell; a full queue hides more):"
+                    " the rate is that of the others"
+                )
     for (name, key), why in results.failures.items():
         notes.append(f"- {name}, {titles[key]}: failed: {why}")
     notes += [f"- {name}: not installed ({hint})" for name, hint in missing]

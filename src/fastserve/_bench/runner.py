@@ -10,7 +10,8 @@ Flow of :func:`run`:
    and stopped after its cells;
 3. each cell gets a warm-up by the bundled load generator, in this process
    (threads started, code paths hot), then the driver's measurement, with
-   the server's process-group CPU read before and after;
+   the server's process-group CPU read before and after and its listen
+   queue sampled meanwhile (connections it never accepted);
 4. a server that does not start, or a cell whose driver fails, is recorded
    with the reason and not tried again in later rounds.
 
@@ -21,6 +22,8 @@ The caller gets a :class:`Progress` after every cell and the
 from __future__ import annotations
 
 import math
+import statistics
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +32,7 @@ from typing import Final
 from .drivers import Driver, Measurement
 from .loadgen import build_request, run_load
 from .scenarios import Scenario
-from .servers import RunningServer, Server
+from .servers import RunningServer, Server, listen_queue
 
 __all__ = ["Plan", "Progress", "Results", "run"]
 
@@ -163,11 +166,44 @@ def _cell(running: RunningServer, driver: Driver, scenario: Scenario, plan: Plan
             running.port, plan.path, close=scenario.close, body_size=scenario.body_size
         )
         run_load(running.port, request, scenario.connections, plan.warmup, close=scenario.close)
+    queue = _QueueSampler(running.port)
     before, t0 = running.cpu_seconds(), time.perf_counter()
-    m = driver.measure(running.port, scenario, plan.path, plan.duration)
+    try:
+        m = driver.measure(running.port, scenario, plan.path, plan.duration)
+    finally:
+        waiting = queue.stop()
     after, wall = running.cpu_seconds(), time.perf_counter() - t0
     if before is not None and after is not None:
         m.server_cpu = (after - before) / wall
+    if not scenario.close:
+        # with keep-alive every connection opens at the start: one still queued
+        # later was never served (with Connection: close a short queue is normal)
+        m.unaccepted = waiting
     if running.exited():
         raise RuntimeError(f"the server exited during the cell: {running.output()}")
     return m
+
+
+class _QueueSampler:
+    """Samples the server's listen queue every 0.2 s from a thread (see ``listen_queue``)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.samples: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            n = listen_queue(self.port)
+            if n is None:
+                return
+            self.samples.append(n)
+
+    def stop(self) -> int | None:
+        """The median queue length over the second half of the samples (None: no /proc)."""
+        self._stop.set()
+        self._thread.join(5)
+        late = self.samples[len(self.samples) // 2 :]
+        return int(statistics.median(late)) if late else None

@@ -37,6 +37,7 @@ __all__ = [
     "Server",
     "free_port",
     "in_process",
+    "listen_queue",
     "process_group_cpu",
 ]
 
@@ -177,6 +178,29 @@ def process_group_cpu(pgid: int) -> float | None:
         if int(fields[2]) == pgid:
             ticks += int(fields[11]) + int(fields[12])
     return ticks / _CLK_TCK
+
+
+def listen_queue(port: int) -> int | None:
+    """Connections waiting to be accepted on 127.0.0.1:``port``; ``None`` without Linux ``/proc``.
+
+    For a listening socket, ``/proc/net/tcp`` gives the accept queue's length
+    as ``rx_queue`` (state ``0A``); sockets sharing the port (``SO_REUSEPORT``)
+    are summed. A keep-alive server that stops accepting - every thread busy
+    holding a connection - leaves the rest of the client's connections there,
+    unanswered, and wrk does not count them.
+    """
+    try:
+        with open("/proc/net/tcp") as f:
+            lines = f.read().splitlines()[1:]
+    except OSError:
+        return None
+    local = f"0100007F:{port:04X}"  # 127.0.0.1 in the kernel's byte order
+    waiting = 0
+    for line in lines:
+        fields = line.split()
+        if fields[1] == local and fields[3] == "0A":
+            waiting += int(fields[4].split(":")[1], 16)
+    return waiting
 
 
 class RunningServer:
