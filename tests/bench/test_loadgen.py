@@ -1,4 +1,4 @@
-"""The bundled load generator against a canned-response server on loopback.
+"""The bundled load generator (and its driver) against a canned-response server on loopback.
 
 The server answers every request with fixed bytes, so each test knows what
 the generator must count: responses framed by Content-Length, by chunked
@@ -9,7 +9,9 @@ connections and a server that never answers.
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +19,9 @@ from contextlib import contextmanager
 
 import pytest
 
+from fastserve._bench.drivers import BundledDriver, run_child
 from fastserve._bench.loadgen import Histogram, LoadResult, build_request, run_load
+from fastserve._bench.scenarios import Scenario
 from fastserve._bench.servers import listen_queue
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
@@ -190,3 +194,28 @@ def test_listen_queue_counts_connections_not_yet_accepted() -> None:
         finally:
             for c in clients:
                 c.close()
+
+
+def test_run_child_measures_the_childs_own_cpu() -> None:
+    busy = "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass"
+    status, out, _, cpu, wall = run_child([sys.executable, "-c", busy + "\nprint('done')"], 60)
+    assert (status, out.strip()) == (0, "done")
+    assert 0.3 <= cpu <= wall
+    status, _, _, cpu, _ = run_child([sys.executable, "-c", "import time; time.sleep(0.3)"], 60)
+    assert status == 0 and cpu < 0.25
+
+
+def test_run_child_kills_a_child_past_its_timeout() -> None:
+    start = time.monotonic()
+    status, _, _, _, _ = run_child([sys.executable, "-c", "import time; time.sleep(60)"], 0.5)
+    assert status == -signal.SIGKILL and time.monotonic() - start < 30
+
+
+def test_the_bundled_driver_reports_rate_latency_and_its_own_cpu() -> None:
+    driver = BundledDriver(processes=2)
+    with canned_server(OK) as (port, seen):
+        m = driver.measure(port, Scenario("ka", 3), "/", 0.5)
+    assert m.requests > 0 and m.errors == 0 and m.rps > 0
+    assert 0 < m.p50_ms <= m.p99_ms
+    assert m.client_threads == 2 and m.client_cpu > 0
+    assert seen["connections"] == 3  # split 2 + 1 between the processes

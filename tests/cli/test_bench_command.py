@@ -28,6 +28,8 @@ pytestmark = pytest.mark.live
 BOUND = 90.0
 RATE = r"[\d,]+"
 MARK = r"\((?:\d+\.\d\dx|client-bound|baseline client-bound)\)"
+#: a busy machine may make a request miss the 2 s timeout: counted, never hidden
+NOTES = r"( \[[\d,]+ err\])?( \[[\d,]+ unserved\])?"
 
 
 def bench(cwd: Path, *args: str, timeout: float = 150.0) -> tuple[str, str, float]:
@@ -52,18 +54,19 @@ def check_table(out: str, servers: list[str], baseline: str, scenarios: int) -> 
     """Every server has a row; each cell a rate, a ratio or its client-bound mark; CPU figures."""
     rates, latencies = out.split("Latency p50 / p99", 1)
     base = row(rates, baseline)
-    assert len(base) == scenarios and all(
-        re.fullmatch(RATE + r"( \(client-bound\))?", c) for c in base
-    )
+    assert len(base) == scenarios
+    assert all(re.fullmatch(RATE + r"( \(client-bound\))?" + NOTES, c) for c in base), base
     for name in servers:
         if name == baseline:
             continue
         cells = row(rates, name)
         assert len(cells) == scenarios
         for cell, base_cell in zip(cells, base, strict=True):
-            assert re.fullmatch(f"{RATE} {MARK}( \\[[\\d,]+ err\\])?", cell), cell
+            assert re.fullmatch(f"{RATE} {MARK}{NOTES}", cell), cell
             if m := re.search(r"\((\d+\.\d\d)x\)", cell):
-                assert float(m.group(1)) == pytest.approx(rate(cell) / rate(base_cell), abs=0.01)
+                assert float(m.group(1)) == pytest.approx(
+                    rate(cell) / rate(base_cell), rel=0.02, abs=0.01
+                )
             if "client-bound" in cell and "baseline" not in cell:
                 assert f"- {name}, " in out and "client-bound - " in out
         # the client's and the server's CPU, per cell

@@ -223,7 +223,6 @@ class _ProgressLine:
 def main(argv: Sequence[str] | None = None, defaults: Defaults = CLI_DEFAULTS) -> int:
     """Run the benchmark; print the tables. Returns the exit status (1: nothing was measured)."""
     args = build_parser(defaults).parse_args(argv)
-    args.prog = defaults.prog
     target = args.app or HELLO_SPEC
     try:
         scenarios = parse_scenarios(args.scenarios or defaults.scenarios)
@@ -252,7 +251,7 @@ def main(argv: Sequence[str] | None = None, defaults: Defaults = CLI_DEFAULTS) -
         servers, scenarios, args.rounds, args.duration, args.warmup, target, args.path,
         os.getcwd(),
     )  # fmt: skip
-    return _run(plan, driver, driver_line, args, missing, notes)
+    return _run(plan, driver, driver_line, args, defaults.prog, missing, notes)
 
 
 def _have(module: str) -> bool:
@@ -270,14 +269,14 @@ def _check_app(spec: str) -> None:
 
 
 def _run(
-    plan: Plan, driver: Driver, driver_line: str, args: argparse.Namespace,
+    plan: Plan, driver: Driver, driver_line: str, args: argparse.Namespace, prog: str,
     missing: list[tuple[str, str]], notes: list[str],
 ) -> int:  # fmt: skip
     cpus = os.cpu_count() or 1
     app = "a hello-world app" if plan.target == HELLO_SPEC else repr(plan.target)
     load_before = os.getloadavg()[0]
     print(
-        f"{args.prog}: {app}, {len(plan.servers)} servers x {len(plan.scenarios)} cells x"
+        f"{prog}: {app}, {len(plan.servers)} servers x {len(plan.scenarios)} cells x"
         f" {plan.rounds} rounds, about {plan.estimate(driver.name == 'wrk'):.0f} s; {driver_line}",
         file=sys.stderr,
         flush=True,
@@ -285,11 +284,15 @@ def _run(
     progress = _ProgressLine()
     try:
         results = run(plan, driver, progress)
+    except KeyboardInterrupt:
+        progress.finish()
+        print(f"{prog}: interrupted; the servers are stopped", file=sys.stderr)
+        return 130
     finally:
         progress.finish()
         driver.close()
     header = [
-        f"{args.prog}: {app} at {plan.path} on 127.0.0.1; {len(plan.servers)} servers x"
+        f"{prog}: {app} at {plan.path} on 127.0.0.1; {len(plan.servers)} servers x"
         f" {len(plan.scenarios)} cells, {plan.rounds} interleaved round"
         f"{'s' * (plan.rounds != 1)} of {plan.duration:g} s per cell (+{plan.warmup:g} s"
         " warm-up)",
