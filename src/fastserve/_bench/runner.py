@@ -12,8 +12,9 @@ Flow of :func:`run`:
    (threads started, code paths hot), then the driver's measurement, with
    the server's process-group CPU read before and after and its listen
    queue sampled meanwhile (connections it never accepted);
-4. a server that does not start, or a cell whose driver fails, is recorded
-   with the reason and not tried again in later rounds.
+4. a server that does not start (twice, on two ports), or a cell whose
+   driver fails, is recorded with the reason and not tried again in later
+   rounds.
 
 The caller gets a :class:`Progress` after every cell and the
 :class:`Results` at the end; medians and ratios are ``report.py``'s.
@@ -140,14 +141,14 @@ def run(
                         report(rnd, server, scenario, None)
                 if not todo:
                     continue
-                with RunningServer(server, app_spec, plan.cwd) as running:
-                    try:
-                        running.wait_ready(plan.path)
-                    except RuntimeError as exc:
-                        for scenario in todo:
-                            results.failures[(server.name, scenario.key)] = str(exc)
-                            report(rnd, server, scenario, None)
-                        continue
+                try:
+                    running = _start(server, app_spec, plan)
+                except RuntimeError as exc:
+                    for scenario in todo:
+                        results.failures[(server.name, scenario.key)] = str(exc)
+                        report(rnd, server, scenario, None)
+                    continue
+                with running:
                     for scenario in todo:
                         try:
                             m = _cell(running, driver, scenario, plan)
@@ -158,6 +159,23 @@ def run(
                         results.cells[server.name].setdefault(scenario.key, []).append(m)
                         report(rnd, server, scenario, m)
     return results
+
+
+def _start(server: Server, app_spec: str, plan: Plan) -> RunningServer:
+    """``server`` serving ``app_spec``, answering; tried twice, on two ports.
+
+    The free port is chosen before the server binds it, so another program may take it first.
+    """
+    for attempt in (1, 2):
+        running = RunningServer(server, app_spec, plan.cwd)
+        try:
+            running.wait_ready(plan.path)
+            return running
+        except RuntimeError:
+            running.stop()
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _cell(running: RunningServer, driver: Driver, scenario: Scenario, plan: Plan) -> Measurement:
