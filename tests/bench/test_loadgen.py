@@ -24,6 +24,8 @@ from fastserve._bench.loadgen import Histogram, LoadResult, build_request, run_l
 from fastserve._bench.scenarios import Scenario
 from fastserve._bench.servers import listen_queue
 
+pytestmark = pytest.mark.live
+
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
 CHUNKED = (
     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"

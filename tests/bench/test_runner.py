@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import sys
 
+import pytest
+
 from fastserve._bench.apps import HELLO_SPEC
 from fastserve._bench.drivers import BundledDriver
 from fastserve._bench.runner import Plan, Progress, run
 from fastserve._bench.scenarios import parse_scenarios
 from fastserve._bench.servers import Server
+
+pytestmark = pytest.mark.live
 
 
 def broken(name: str, starts: list[str]) -> Server:
