@@ -22,7 +22,7 @@ import pytest
 from fastserve._bench.drivers import BundledDriver, run_child
 from fastserve._bench.loadgen import Histogram, LoadResult, build_request, run_load
 from fastserve._bench.scenarios import Scenario
-from fastserve._bench.servers import listen_queue
+from fastserve._bench.servers import keeps_alive, listen_queue
 
 pytestmark = pytest.mark.live
 
@@ -221,3 +221,18 @@ def test_the_bundled_driver_reports_rate_latency_and_its_own_cpu() -> None:
     assert 0 < m.p50_ms <= m.p99_ms
     assert m.client_threads == 2 and m.client_cpu > 0
     assert seen["connections"] == 3  # split 2 + 1 between the processes
+
+
+@pytest.mark.parametrize(
+    ("response", "expected"),
+    [
+        (OK, True),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok", False),
+        (b"HTTP/1.1 200 OK\r\nconnection:  Close\r\nContent-Length: 2\r\n\r\nok", False),
+        (CLOSE_DELIMITED, False),
+    ],
+    ids=["http11", "connection-close", "connection-close-lowercase", "http10"],
+)
+def test_keeps_alive_reads_the_response_head(response: bytes, expected: bool) -> None:
+    with canned_server(response) as (port, _):
+        assert keeps_alive(port) is expected

@@ -33,7 +33,7 @@ from typing import Final
 from .drivers import Driver, Measurement
 from .loadgen import build_request, run_load
 from .scenarios import Scenario
-from .servers import RunningServer, Server, listen_queue
+from .servers import RunningServer, Server, keeps_alive, listen_queue
 
 __all__ = ["Plan", "Progress", "Results", "run"]
 
@@ -170,8 +170,9 @@ def _start(server: Server, app_spec: str, plan: Plan) -> RunningServer:
         running = RunningServer(server, app_spec, plan.cwd)
         try:
             running.wait_ready(plan.path)
+            running.keeps_alive = keeps_alive(running.port, plan.path)
             return running
-        except RuntimeError:
+        except (RuntimeError, OSError):
             running.stop()
             if attempt == 2:
                 raise
@@ -193,9 +194,10 @@ def _cell(running: RunningServer, driver: Driver, scenario: Scenario, plan: Plan
     after, wall = running.cpu_seconds(), time.perf_counter() - t0
     if before is not None and after is not None:
         m.server_cpu = (after - before) / wall
-    if not scenario.close:
+    if not scenario.close and running.keeps_alive:
         # with keep-alive every connection opens at the start: one still queued
-        # later was never served (with Connection: close a short queue is normal)
+        # later was never served (where connections close after each response,
+        # as with Connection: close, a queue is the normal churn)
         m.unaccepted = waiting
     if running.exited():
         raise RuntimeError(f"the server exited during the cell: {running.output()}")

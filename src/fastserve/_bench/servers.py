@@ -37,6 +37,7 @@ __all__ = [
     "Server",
     "free_port",
     "in_process",
+    "keeps_alive",
     "listen_queue",
     "process_group_cpu",
 ]
@@ -153,6 +154,28 @@ def answers_http(port: int, path: str = "/", timeout: float = 1.0) -> bool:
         return False
 
 
+def keeps_alive(port: int, path: str = "/", timeout: float = 5.0) -> bool:
+    """Whether the server would keep a connection open after answering ``GET path``.
+
+    Read from the response head: HTTP/1.1 without ``Connection: close`` (RFC 9112 §9.3).
+    """
+    request = f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\n\r\n".encode()
+    with socket.create_connection((HOST, port), timeout=timeout) as s:
+        s.sendall(request)
+        head = b""
+        while b"\r\n\r\n" not in head and len(head) < 65536:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            head += chunk
+    status_line, _, fields = head.partition(b"\r\n\r\n")[0].partition(b"\r\n")
+    closes = any(
+        name.strip().lower() == b"connection" and b"close" in value.lower()
+        for name, _, value in (line.partition(b":") for line in fields.split(b"\r\n"))
+    )
+    return status_line.startswith(b"HTTP/1.1 ") and not closes
+
+
 _CLK_TCK: Final = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -214,6 +237,8 @@ class RunningServer:
     def __init__(self, server: Server, app_spec: str, cwd: str | None = None) -> None:
         self.server = server
         self.port = free_port()
+        #: whether it keeps connections open after a response (set by the runner)
+        self.keeps_alive = True
         env = {**os.environ, **server.env, APP_ENV: app_spec}
         if "FASTSERVE_NO_EXTENSIONS" not in server.env:
             env.pop("FASTSERVE_NO_EXTENSIONS", None)
