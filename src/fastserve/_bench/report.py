@@ -188,14 +188,16 @@ def chart(results: Results, path: Path, title: str, cpus: int) -> bool:
     scenarios = results.scenarios
     width = 0.8 / max(1, len(names))
     fig, ax = plt.subplots(figsize=(max(7.0, 2.2 * len(scenarios) + 3), 5.5))
+    palette = plt.get_cmap("tab20") if len(names) > 10 else plt.get_cmap("tab10")
     for i, name in enumerate(names):
+        color = palette(i % palette.N)
         label: str | None = name
         for j, s in enumerate(scenarios):
             m = medians[name].get(s.key)
             if m is None:
                 continue
             hatch = "//" if (name, s.key) in limits else None
-            ax.bar(j + i * width, m.rps, width, color=f"C{i % 10}", hatch=hatch, label=label)
+            ax.bar(j + i * width, m.rps, width, color=color, hatch=hatch, label=label)
             label = None
     ax.legend(fontsize="small", ncol=3)
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(scenarios))])
