@@ -52,6 +52,8 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 #: Names tried, in order, when the app is given as a bare module name.
 DEFAULT_APP_NAMES = ("app", "application")
 DEMO_APP = "fastserve.demo:app"
+#: the first argument that runs the benchmark instead of serving
+BENCH_COMMAND = "bench"
 
 _MODULE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*\Z")
 
@@ -81,7 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve a WSGI application with fastserve's development server. "
         "Without an app, serve a built-in demo at http://127.0.0.1:5000.",
         epilog="examples: fastserve | fastserve hello:app --reload --debug | "
-        "fastserve 'myproject:create_app()' --port 8000 --static /static=./public",
+        "fastserve 'myproject:create_app()' --port 8000 --static /static=./public. "
+        "Benchmark: 'fastserve bench [module:app]' compares fastserve with the other WSGI "
+        "servers installed here, over loopback (see 'fastserve bench --help'; a module "
+        "named bench is served with 'fastserve bench:app').",
     )
     parser.add_argument(
         "app",
@@ -145,7 +150,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of the ``fastserve`` console script."""
+    """Entry point of the ``fastserve`` console script.
+
+    ``fastserve bench ...`` (``bench`` as the first argument) runs the
+    benchmark (:mod:`fastserve._bench`); ``fastserve bench:app`` still serves
+    a module called ``bench``.
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == [BENCH_COMMAND]:
+        from ._bench.command import main as bench_main
+
+        sys.exit(bench_main(argv[1:]))
     args = build_parser().parse_args(argv)
     if args.version:
         print(version_text())
