@@ -52,6 +52,7 @@ from fastserve._bench.command import main as bench_main
 from fastserve._bench.drivers import choose_driver
 from fastserve._bench.scenarios import parse_scenarios
 from fastserve._bench.servers import SERVERS, RunningServer, Server, in_process
+from fastserve.cli import check_app_or_exit
 
 BENCH_DIR = Path(__file__).resolve().parent
 BASE = os.environ.get("FASTSERVE_BASE", "")
@@ -161,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         argv = ["--rounds", "1", "--duration", "2", "--warmup", "0.5"] + [
             a for a in argv if a != "--quick"
         ]
-    return bench_main(argv, DEFAULTS)
+    return bench_main(argv, DEFAULTS, check_app=check_app_or_exit)
 
 
 if __name__ == "__main__":

@@ -30,8 +30,7 @@ from .errors import (
 #   tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." /
 #           "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA
 TCHAR: Final[frozenset[int]] = frozenset(
-    b"!#$%&'*+-.^_`|~0123456789"
-    b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 )
 
 # RFC 9112 §3.2 request-target; RFC 3986 limits URI characters to a subset of

@@ -160,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if argv[:1] == [BENCH_COMMAND]:
         from ._bench.command import main as bench_main
 
-        sys.exit(bench_main(argv[1:]))
+        sys.exit(bench_main(argv[1:], check_app=check_app_or_exit))
     args = build_parser().parse_args(argv)
     if args.version:
         print(version_text())
@@ -607,6 +607,16 @@ def _serving_line(spec: str | None) -> str:
             f" * Serving fastserve's demo app ({DEMO_APP}); serve yours with: fastserve module:app"
         )
     return f" * Serving {spec!r}"
+
+
+def check_app_or_exit(spec: str) -> None:
+    """Load ``module:app`` once; on failure print the one-line error (and the
+    user's traceback) as the command does, and exit with status 2."""
+    try:
+        load_app(spec)
+    except CLIError as exc:
+        _report(exc)
+        sys.exit(2)
 
 
 def _report(exc: CLIError) -> None:

@@ -55,7 +55,8 @@ import sys
 import time
 import traceback
 from collections import deque
-from typing import Any, NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn, cast
 
 from werkzeug import serving as _wz_serving
 from werkzeug.exceptions import ClientDisconnected, InternalServerError
@@ -492,7 +493,7 @@ class HTTPConnection:
             if left <= 0:
                 raise RequestBodyTimeout()
             if self.is_tls:
-                if sock.pending():
+                if cast(ssl.SSLSocket, sock).pending():
                     break
                 sock.settimeout(left)
             if self._wait_readable(left):
@@ -521,7 +522,9 @@ class HTTPConnection:
                 return None
             try:
                 data = sock.recv(_RECV_SIZE)
-                while data and sock.pending():  # decrypted bytes epoll cannot see
+                while (
+                    data and cast(ssl.SSLSocket, sock).pending()
+                ):  # decrypted bytes epoll cannot see
                     data += sock.recv(_RECV_SIZE)
                 return data
             except ssl.SSLWantReadError:
@@ -592,7 +595,7 @@ class HTTPConnection:
     def linger_read(self) -> int:
         """Discard what arrived while lingering: PARK, or CLOSE at EOF / limit."""
         data = self._recv_or_state()
-        if type(data) is int:
+        if isinstance(data, int):
             return data
         self.linger_bytes += len(data)
         return CLOSE if self.linger_bytes > self.server.linger_limit else PARK
@@ -751,7 +754,7 @@ class HTTPConnection:
             self._start_feeding(reader, True)
             while True:
                 data = self._recv_or_state()
-                if type(data) is int:
+                if isinstance(data, int):
                     return data
                 done = self._absorb(data)
                 if done is True:
@@ -859,7 +862,7 @@ class HTTPConnection:
         self.send_failed = False
         return self._guarded(self._start_app)
 
-    def _guarded(self, step: Any) -> int:
+    def _guarded(self, step: Callable[[], int]) -> int:
         """Run one step of the response (the application, or resuming it once
         the socket drained) and turn what it raises into the connection's fate."""
         try:
@@ -968,9 +971,7 @@ class HTTPConnection:
             try:
                 close()
             except Exception:
-                self.server.log(
-                    "error", f"Error closing the response:\n{traceback.format_exc()}"
-                )
+                self.server.log("error", f"Error closing the response:\n{traceback.format_exc()}")
 
     def _after_response(self) -> int:
         """The response is complete: keep the connection (draining the unread
@@ -1008,7 +1009,7 @@ class HTTPConnection:
             return PARK
         self._start_feeding(reader, False)
         data = self._recv_or_state()
-        if type(data) is int:
+        if isinstance(data, int):
             return data
         return self._feed(data)
 

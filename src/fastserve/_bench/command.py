@@ -21,7 +21,7 @@ import json
 import os
 import platform
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Final, NoReturn, TextIO
@@ -220,8 +220,18 @@ class _ProgressLine:
             self.open = False
 
 
-def main(argv: Sequence[str] | None = None, defaults: Defaults = CLI_DEFAULTS) -> int:
-    """Run the benchmark; print the tables. Returns the exit status (1: nothing was measured)."""
+def main(
+    argv: Sequence[str] | None = None,
+    defaults: Defaults = CLI_DEFAULTS,
+    check_app: Callable[[str], None] | None = None,
+) -> int:
+    """Run the benchmark; print the tables. Returns the exit status (1: nothing was measured).
+
+    :param check_app: loads the user's ``module:app`` once before any server
+        starts and exits with a one-line error when it cannot (the command
+        passes :func:`fastserve.cli.check_app_or_exit`; this package does not
+        import the CLI above it).
+    """
     args = build_parser(defaults).parse_args(argv)
     target = args.app or HELLO_SPEC
     try:
@@ -241,8 +251,8 @@ def main(argv: Sequence[str] | None = None, defaults: Defaults = CLI_DEFAULTS) -
         notes.append("flask scenarios skipped: Flask is not installed (pip install flask)")
     if not servers or not scenarios:
         _fail("nothing to run: " + ("no server installed" if not servers else "no scenario"))
-    if args.app:
-        _check_app(args.app)
+    if args.app and check_app is not None:
+        check_app(args.app)
     try:
         driver, driver_line = choose_driver(args.driver, args.client_threads)
     except ValueError as exc:
@@ -256,16 +266,6 @@ def main(argv: Sequence[str] | None = None, defaults: Defaults = CLI_DEFAULTS) -
 
 def _have(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
-
-
-def _check_app(spec: str) -> None:
-    from ..cli import CLIError, _report, load_app
-
-    try:
-        load_app(spec)
-    except CLIError as exc:
-        _report(exc)
-        sys.exit(2)
 
 
 def _run(

@@ -176,10 +176,10 @@ def chart(results: Results, path: Path, title: str, cpus: int) -> bool:
     Client-bound cells are hatched. Returns ``False`` when matplotlib is not installed.
     """
     try:
-        import matplotlib
+        import matplotlib  # type: ignore[import-not-found, unused-ignore]
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
         return False
     medians = _medians(results)
