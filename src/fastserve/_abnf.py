@@ -166,20 +166,16 @@ _IPV6_RE: Final = _ipv6_re()
 
 
 def idna_readable(hostname: bytes) -> bool:
-    """Whether werkzeug's ``_decode_idna`` (run by ``uri_to_iri`` on the lower-cased host,
-    brackets removed) gets through ``hostname``: labels starting ``xn--`` must be IDNA that
-    round-trips (RFC 3490 ToUnicode, the stdlib codec werkzeug uses)."""
+    """Whether every ``xn--`` label of ``hostname`` is IDNA that decodes (RFC 5890 §2.3.2.1:
+    an A-label must be valid punycode; RFC 3490 ToUnicode is the stdlib codec).
+
+    werkzeug's ``_decode_idna`` (run by ``uri_to_iri`` in ``log_request``) raises on such a
+    label up to Python 3.12, where the codec raises a bare ``UnicodeError``, and keeps it as
+    ASCII on 3.13, where it raises ``UnicodeDecodeError``. Both are refused here, so the
+    parser's answer does not depend on the Python it runs on.
+    """
     try:
         hostname.decode("idna")
-    except UnicodeDecodeError:
-        # werkzeug retries label by label, keeping the ones that fail this way
-        for label in hostname.split(b"."):
-            try:
-                label.decode("idna")
-            except UnicodeDecodeError:
-                pass
-            except UnicodeError:
-                return False
     except UnicodeError:
         return False
     return True
