@@ -4,6 +4,7 @@ scenario keys, medians and the chart."""
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 import pytest
@@ -145,14 +146,21 @@ def test_the_median_of_rounds() -> None:
     assert median([_m(100, server_cpu=None), _m(200)]).server_cpu is None
 
 
-def test_the_chart_is_a_png_when_matplotlib_is_installed(tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib")
+def test_the_chart_is_a_png(tmp_path: Path) -> None:
     path = tmp_path / "chart.png"
     results = _results(
         {"fastserve": {"ka32": [_m(10_000)]}, "bjoern": {"ka32": [_m(9_000, client_cpu=1.0)]}}
     )
     assert chart(results, path, "title", cpus=2)
     assert path.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_no_chart_without_matplotlib(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import raises ImportError
+    path = tmp_path / "chart.png"
+    results = _results({"fastserve": {"ka32": [_m(10_000)]}})
+    assert chart(results, path, "title", cpus=2) is False
+    assert not path.exists()
 
 
 # --- wrk's output -------------------------------------------------------------------------------
