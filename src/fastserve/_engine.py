@@ -43,8 +43,6 @@ from __future__ import annotations
 
 import errno
 import os
-import select
-import selectors
 import socket
 import sys
 import threading
@@ -54,6 +52,7 @@ from typing import Any
 
 from ._contracts import EngineServer
 from ._logging import _log
+from ._pollers import READ, WRITE_READY, _Poller
 from .connection import CLOSE, GONE, LINGER, PARK, WRITE, HTTPConnection
 
 __all__ = ["Engine", "Lease"]
@@ -63,78 +62,10 @@ try:
 except AttributeError:  # pragma: no cover - Windows
     af_unix = None
 
-#: poller interest: readable / writable (0 = registered but disabled)
-READ = 1
-WRITE_READY = 4
-
 #: ``accept()`` errors that mean "out of a resource", not "this client"
 _ACCEPT_EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 #: seconds without an accept() failure that end an out-of-descriptors episode
 _ACCEPT_QUIET = 5.0
-
-
-class _EpollPoller:
-    """Level-triggered epoll (Linux). A connection stays registered while a
-    thread serves it; only when that thread stops being the leader is its
-    connection disabled (see ``Engine.demote``), so a request costs no
-    ``epoll_ctl`` call."""
-
-    def __init__(self) -> None:
-        self._ep = select.epoll()
-
-    def add(self, fd: int, events: int = READ) -> None:
-        self._ep.register(fd, events)
-
-    def set(self, fd: int, events: int) -> None:
-        """Change what ``fd`` is polled for (0: nothing, it stays registered)."""
-        self._ep.modify(fd, events)
-
-    def remove(self, fd: int) -> None:
-        try:
-            self._ep.unregister(fd)
-        except (OSError, ValueError):
-            pass
-
-    def poll(self, timeout: float) -> list[tuple[int, int]]:
-        """Ready ``(fd, events)`` pairs."""
-        return self._ep.poll(timeout)
-
-    def close(self) -> None:
-        self._ep.close()
-
-
-class _SelectorPoller:
-    """Portable fallback on :mod:`selectors` (disabled = unregistered)."""
-
-    _EVENTS = {READ: selectors.EVENT_READ, WRITE_READY: selectors.EVENT_WRITE}
-
-    def __init__(self) -> None:
-        self._sel = selectors.DefaultSelector()
-
-    def add(self, fd: int, events: int = READ) -> None:
-        self.set(fd, events)
-
-    def set(self, fd: int, events: int) -> None:
-        """Change what ``fd`` is polled for (0: nothing)."""
-        self.remove(fd)
-        if events:
-            self._sel.register(fd, self._EVENTS[events])
-
-    def remove(self, fd: int) -> None:
-        try:
-            self._sel.unregister(fd)
-        except (KeyError, ValueError):
-            pass
-
-    def poll(self, timeout: float) -> list[tuple[int, int]]:
-        """Ready ``(fd, events)`` pairs."""
-        return [(key.fd, events) for key, events in self._sel.select(timeout)]
-
-    def close(self) -> None:
-        self._sel.close()
-
-
-_Poller: Any = _EpollPoller if hasattr(select, "epoll") else _SelectorPoller
 
 #: deadline of a connection parked idle since the last sweep (set by the next one)
 _IDLE = -1.0
