@@ -238,29 +238,7 @@ class BaseWSGIServer(HTTPServer):
         self._owns_listener = fd is None
 
         if fd is None:
-            try:
-                self.server_bind()
-                self.server_activate()
-            except OSError as e:
-                self.server_close()
-                print(e.strerror, file=sys.stderr)
-                if e.errno == errno.EADDRINUSE:
-                    print(
-                        f"Port {port} is in use by another program. Either identify and"
-                        " stop that program, or start the server with a different"
-                        " port.",
-                        file=sys.stderr,
-                    )
-                    if sys.platform == "darwin" and port == 5000:
-                        print(
-                            "On macOS, try searching for and disabling"
-                            " 'AirPlay Receiver' in System Settings.",
-                            file=sys.stderr,
-                        )
-                sys.exit(1)
-            except BaseException:
-                self.server_close()
-                raise
+            self._bind_or_exit(port)
         else:
             # socketserver opened a socket although bind_and_activate is False
             self.socket.close()
@@ -282,6 +260,32 @@ class BaseWSGIServer(HTTPServer):
 
         self._server_version = f"fastserve/{__version__}"
         self._closing = False
+
+    def _bind_or_exit(self, port: int) -> None:
+        """Bind and listen; on failure werkzeug's message on stderr and exit status 1."""
+        try:
+            self.server_bind()
+            self.server_activate()
+        except OSError as e:
+            self.server_close()
+            print(e.strerror, file=sys.stderr)
+            if e.errno == errno.EADDRINUSE:
+                print(
+                    f"Port {port} is in use by another program. Either identify and"
+                    " stop that program, or start the server with a different"
+                    " port.",
+                    file=sys.stderr,
+                )
+                if sys.platform == "darwin" and port == 5000:
+                    print(
+                        "On macOS, try searching for and disabling"
+                        " 'AirPlay Receiver' in System Settings.",
+                        file=sys.stderr,
+                    )
+            sys.exit(1)
+        except BaseException:
+            self.server_close()
+            raise
 
     def log(self, type: str, message: str, *args: Any) -> None:
         """Log on the ``"werkzeug"`` logger (no address/date prefix)."""
