@@ -27,7 +27,7 @@ class BodyFeeding(Reporting):
     __slots__ = ()
 
     def _start_feeding(self, reader: Any, preread: bool) -> None:
-        server = self.server
+        settings = self.settings
         self.feeding = reader
         self.preread = preread
         self.waiting = True
@@ -35,14 +35,14 @@ class BodyFeeding(Reporting):
             self.deadline = self._body_deadline()
         else:
             self.body_received = 0
-            self.deadline = time.monotonic() + server.drain_timeout
+            self.deadline = time.monotonic() + settings.drain_timeout
 
     def _absorb(self, data: bytes) -> bool | int | None:
         """Give ``data`` to the reader being fed: True when feeding is over,
         None when it needs more, or the connection's fate (a bad chunk, a
         drain over its limit)."""
         reader = self.feeding
-        server = self.server
+        settings = self.settings
         preread = self.preread
         try:
             extra = reader.feed(data)
@@ -53,7 +53,7 @@ class BodyFeeding(Reporting):
             self.buf = self.buf + extra if self.buf else extra
         self.body_received += len(data) - len(extra)
         if preread:
-            if reader.wire_left() != 0 and self.body_received <= server.preread_limit:
+            if reader.wire_left() != 0 and self.body_received <= settings.preread_limit:
                 self.deadline = self._body_deadline()
                 return None
             # complete, or a chunked body that turned out large: the
@@ -61,7 +61,7 @@ class BodyFeeding(Reporting):
         else:
             reader.discard()
             if reader.wire_left() != 0:
-                return None if self.body_received <= server.drain_limit else LINGER
+                return None if self.body_received <= settings.drain_limit else LINGER
         self._stop_feeding()
         return True
 
@@ -80,4 +80,4 @@ class BodyFeeding(Reporting):
             return True
         if self.expect and not self.continue_sent:
             return False
-        return left <= self.server.drain_limit
+        return left <= self.settings.drain_limit

@@ -53,6 +53,7 @@ from typing import Any
 from ._contracts import EngineServer
 from ._logging import _log
 from ._pollers import READ, WRITE_READY, _Poller
+from ._settings import Settings
 from .connection import CLOSE, GONE, LINGER, PARK, WRITE, HTTPConnection
 
 __all__ = ["Engine", "Lease"]
@@ -104,6 +105,8 @@ class Engine:
         would reset them); they are served like the requests in flight.
     :param others: the other pre-fork workers' listeners: after a whole poll
         interval without anything to do, this engine takes what waits there.
+    :param settings: the timeouts and limits, handed to every connection;
+        by default read from ``server`` now.
     """
 
     def __init__(
@@ -115,8 +118,11 @@ class Engine:
         listener: socket.socket | None = None,
         sweep_on_drain: bool = False,
         others: list[socket.socket] | None = None,
+        settings: Settings | None = None,
     ) -> None:
         self.server = server
+        #: the timeouts and limits of this run (by default read from ``server`` now)
+        self.settings = Settings.from_server(server) if settings is None else settings
         self.poll_interval = min(poll_interval, 1.0)
         self.parent_pid = parent_pid
         self.max_serving = max(1, max_serving)
@@ -247,6 +253,7 @@ class Engine:
     def _accept(self, lease: Lease, other: socket.socket | None = None) -> None:
         """Accept and serve new connections, from this engine's listener or ``other``."""
         server = self.server
+        settings = self.settings
         # plain sockets, also from a TLS listener (the handshake runs per connection)
         accept = (self.listener if other is None else other)._accept  # type: ignore[attr-defined]
         family, type_, proto = self._sock_args
@@ -271,7 +278,7 @@ class Engine:
                 except OSError:
                     pass
             try:
-                conn = HTTPConnection(server, sock, addr)
+                conn = HTTPConnection(server, sock, addr, settings)
             except Exception:
                 sock.close()
                 server.handle_error(sock, addr)
@@ -298,7 +305,7 @@ class Engine:
         """Out of descriptors (or memory): stop polling the listener for a
         while instead of spinning on it (it stays readable: level-triggered)."""
         self._accept_failures += 1
-        backoff = self.server.accept_backoff
+        backoff = self.settings.accept_backoff
         self._accept_last_failure = now = time.monotonic()
         self._accept_resume = now + backoff
         try:
@@ -422,17 +429,17 @@ class Engine:
 
     def _settle(self, conn: HTTPConnection, state: int, first: bool = False) -> None:
         if state == PARK or state == LINGER or state == WRITE:
-            server = self.server
+            settings = self.settings
             if conn.lingering:
                 pass  # keeps the deadline set when lingering started
             elif state == LINGER:
                 conn.lingering = True
                 conn.start_linger()
-                conn.deadline = time.monotonic() + server.linger_timeout
+                conn.deadline = time.monotonic() + settings.linger_timeout
             elif conn.waiting:
                 pass  # a body, a drain or a stalled send: the connection set it
             elif conn.buf:
-                conn.deadline = conn.head_started + server.request_head_timeout
+                conn.deadline = conn.head_started + settings.request_head_timeout
             elif self.draining:
                 self._drop(conn, registered=not first)  # idle: not kept when stopping
                 return
@@ -480,7 +487,7 @@ class Engine:
 
     def _sweep(self, now: float) -> None:
         expired = []
-        idle_deadline = now + self.server.keep_alive_timeout
+        idle_deadline = now + self.settings.keep_alive_timeout
         with self.lock:
             for conn in self.conns.values():
                 if conn.parked:
@@ -582,7 +589,7 @@ class Engine:
                 except OSError:
                     pass
             try:
-                conn = HTTPConnection(server, sock, addr)
+                conn = HTTPConnection(server, sock, addr, self.settings)
                 self.poller.add(conn.fd, 0)  # registered, disabled: _settle enables it
             except Exception as e:
                 sock.close()

@@ -23,6 +23,7 @@ from ._body import RequestBodyTimeout
 from ._contracts import ConnectionServer
 from ._response import CONTINUE
 from ._sendqueue import queued_bytes
+from ._settings import Settings
 
 __all__ = ["CLOSE", "GONE", "LINGER", "PARK", "WRITE", "Transport"]
 
@@ -49,6 +50,7 @@ class Transport:
     """Socket I/O of one connection (see the module docstring)."""
 
     __slots__ = (
+        "settings",
         "sock",
         "fd",
         "plain",
@@ -73,6 +75,8 @@ class Transport:
     )
 
     server: ConnectionServer
+    #: the timeouts and limits (read when serving started)
+    settings: Settings
     #: the socket (an ``ssl.SSLSocket`` after the TLS handshake)
     sock: Any
     fd: int
@@ -124,7 +128,7 @@ class Transport:
             self.stalled_since = time.monotonic()
             self.stalled_sent = 0
             self.stalled_queued = queued_bytes(self.sock)
-            self.deadline = self.stalled_since + self.server.send_timeout
+            self.deadline = self.stalled_since + self.settings.send_timeout
 
     def _flush(self) -> bool:
         """Send what :attr:`out` holds without blocking; True when it is empty.
@@ -146,10 +150,12 @@ class Transport:
                 break
             out.popleft()
         if out:
-            server = self.server
+            settings = self.settings
             self.stalled_sent += sent_now
             self.deadline = (
-                self.stalled_since + server.send_timeout + self.stalled_sent / server.send_min_rate
+                self.stalled_since
+                + settings.send_timeout
+                + self.stalled_sent / settings.send_min_rate
             )
             return False
         return True
@@ -166,9 +172,11 @@ class Transport:
         queued = queued_bytes(self.sock)
         if queued is None:
             return False
-        server = self.server
+        settings = self.settings
         delivered = start + self.stalled_sent - queued
-        self.deadline = self.stalled_since + server.send_timeout + delivered / server.send_min_rate
+        self.deadline = (
+            self.stalled_since + settings.send_timeout + delivered / settings.send_min_rate
+        )
         return self.deadline > now
 
     def send(self, data: bytes) -> None:
@@ -183,14 +191,14 @@ class Transport:
         try:
             if not self.plain or not _MSG_DONTWAIT:
                 if self.is_tls:
-                    sock.settimeout(self.server.send_timeout)
+                    sock.settimeout(self.settings.send_timeout)
                 sock.sendall(data)
                 return
             view = memoryview(data)
             total = len(data)
             done = 0
             stalled = 0.0
-            server = self.server
+            settings = self.settings
             while done < total:
                 try:
                     sent = sock.send(view[done:], _MSG_DONTWAIT)
@@ -203,7 +211,7 @@ class Transport:
                 if not stalled:
                     stalled = now
                     base = done
-                limit = stalled + server.send_timeout + (done - base) / server.send_min_rate
+                limit = stalled + settings.send_timeout + (done - base) / settings.send_min_rate
                 if now >= limit or not _wait_for(self.fd, select.POLLOUT, limit - now):
                     raise TimeoutError("timed out sending the response")
         except OSError:
@@ -315,14 +323,14 @@ class Transport:
         if isinstance(data, int):
             return data
         self.linger_bytes += len(data)
-        return CLOSE if self.linger_bytes > self.server.linger_limit else PARK
+        return CLOSE if self.linger_bytes > self.settings.linger_limit else PARK
 
     def _body_deadline(self) -> float:
         """When the request body must be complete: ``body_timeout`` after the
         head (or the ``100 Continue``), plus a second per ``body_min_rate``
         bytes received (Apache ``mod_reqtimeout``'s ``MinRate``)."""
-        server = self.server
-        return self.body_start + server.body_timeout + self.body_received / server.body_min_rate
+        settings = self.settings
+        return self.body_start + settings.body_timeout + self.body_received / settings.body_min_rate
 
 
 def _wait_for(fd: int, events: int, timeout: float) -> bool:

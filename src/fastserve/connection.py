@@ -4,7 +4,7 @@ Runtime flow of a connection (the engine in :mod:`fastserve.server` owns the
 poller and the threads; this module owns everything between the socket and
 the application)::
 
-    engine accepts the socket -> HTTPConnection(server, sock, addr)
+    engine accepts the socket -> HTTPConnection(server, sock, addr, settings)
         handler = request_handler.__new__()     # one hook object per connection,
                                                 # its __init__ (stdlib handle()) is not run
         base_env = connection_environ(...)      # per-connection environ entries, once
@@ -42,8 +42,15 @@ connection, which is then closed (werkzeug's handler always closes).
 
 Sockets stay in blocking mode (what an application that takes over
 ``environ["werkzeug.socket"]`` expects); the connection reads without blocking
-(``MSG_DONTWAIT``) when the poller said readable, and waits with ``poll`` and
-``read_timeout`` while the application reads the body.
+(``MSG_DONTWAIT``) when the poller said readable, and waits with ``poll`` until
+the body's deadline while the application reads the body.
+
+:class:`HTTPConnection` is built in layers, each a module that imports only the
+ones below it: :mod:`fastserve._transport` (socket I/O and its deadlines),
+:mod:`fastserve._reporting` (refusals, expiries, application errors, handler
+hooks), :mod:`fastserve._body_feed` (bodies received in the poller), and this
+module (the request cycle). Timeouts and limits come from the engine's
+:class:`~fastserve._settings.Settings`, read when ``serve_forever()`` started.
 """
 
 from __future__ import annotations
@@ -66,6 +73,7 @@ from ._contracts import ConnectionServer
 from ._environ import connection_environ
 from ._handler import WSGIRequestHandler, handler_traits
 from ._response import Exchange
+from ._settings import Settings
 from ._tls import connection_dropped_errors
 from ._transport import (
     _MSG_DONTWAIT,
@@ -111,6 +119,8 @@ class HTTPConnection(BodyFeeding):
     :param server: the server that accepted it.
     :param sock: the connected socket (plain; TLS is set up on first readiness).
     :param addr: the peer address as ``accept()`` returned it.
+    :param settings: the timeouts and limits (the engine's); by default read
+        from ``server`` now.
     """
 
     __slots__ = (
@@ -138,8 +148,15 @@ class HTTPConnection(BodyFeeding):
         "resp_result",
     )
 
-    def __init__(self, server: ConnectionServer, sock: socket.socket, addr: Any) -> None:
+    def __init__(
+        self,
+        server: ConnectionServer,
+        sock: socket.socket,
+        addr: Any,
+        settings: Settings | None = None,
+    ) -> None:
         self.server = server
+        self.settings = Settings.from_server(server) if settings is None else settings
         #: the socket (an ``ssl.SSLSocket`` after the TLS handshake)
         self.sock: Any = sock
         self.fd = sock.fileno()
@@ -197,28 +214,35 @@ class HTTPConnection(BodyFeeding):
         self.resp_iter: Any = None
         self.resp_result: Any = None
         if not self.compat:
-            handler = cls.__new__(cls)
-            handler.server = server
-            handler.request = handler.connection = sock
-            handler.client_address = addr
-            handler.close_connection = False
-            handler.environ = None  # werkzeug's address_string() tests it
-            self.handler = handler
-            version = cls.protocol_version
-            self.status_version = version.encode("ascii")
-            self.proto11 = version >= "HTTP/1.1"
-            self.server_line = b"Server: " + handler.version_string().encode("latin-1") + b"\r\n"
-            self.parser = RequestParser()
-            # The access line may be skipped when INFO is off, unless a subclass
-            # logs elsewhere (overrides log/log_request).
-            _logging.get_logger()
-            self.log_checked = (
-                cls.log is _wz_serving.WSGIRequestHandler.log
-                and cls.log_request is WSGIRequestHandler.log_request
-            )
-            handler._fs_fast_log = _logging.fast_access_log(cls)
-            if not self.tls_pending:
-                self.base_env = connection_environ(handler, server, sock)
+            self._new_handler(cls, server, sock, addr)
+
+    def _new_handler(
+        self, cls: Any, server: ConnectionServer, sock: socket.socket, addr: Any
+    ) -> None:
+        """The connection's hook object (its ``__init__``, the stdlib request
+        cycle, is not run) and what the connection takes from its class."""
+        handler = cls.__new__(cls)
+        handler.server = server
+        handler.request = handler.connection = sock
+        handler.client_address = addr
+        handler.close_connection = False
+        handler.environ = None  # werkzeug's address_string() tests it
+        self.handler = handler
+        version = cls.protocol_version
+        self.status_version = version.encode("ascii")
+        self.proto11 = version >= "HTTP/1.1"
+        self.server_line = b"Server: " + handler.version_string().encode("latin-1") + b"\r\n"
+        self.parser = RequestParser()
+        # The access line may be skipped when INFO is off, unless a subclass
+        # logs elsewhere (overrides log/log_request).
+        _logging.get_logger()
+        self.log_checked = (
+            cls.log is _wz_serving.WSGIRequestHandler.log
+            and cls.log_request is WSGIRequestHandler.log_request
+        )
+        handler._fs_fast_log = _logging.fast_access_log(cls)
+        if not self.tls_pending:
+            self.base_env = connection_environ(handler, server, sock)
 
     def _start_tls(self) -> bool:
         """The TLS handshake (bounded by ``request_head_timeout``); False on failure."""
@@ -228,9 +252,9 @@ class HTTPConnection(BodyFeeding):
         try:
             sock = context.wrap_socket(self.sock, server_side=True, do_handshake_on_connect=False)
             self.sock = sock
-            sock.settimeout(server.request_head_timeout)
+            sock.settimeout(self.settings.request_head_timeout)
             sock.do_handshake()
-            sock.settimeout(server.send_timeout)
+            sock.settimeout(self.settings.send_timeout)
         except (OSError, ValueError):
             return False  # werkzeug drops failed handshakes silently
         self.is_tls = True
@@ -314,7 +338,7 @@ class HTTPConnection(BodyFeeding):
         """Serve the request whose head is ``self.buf[:n]``: its body first
         when it is small and still arriving (received in the poller, PARK with
         :attr:`waiting`), then the application."""
-        server = self.server
+        settings = self.settings
         parser = self.parser
         buf = self.buf
         length = parser.content_length
@@ -328,19 +352,19 @@ class HTTPConnection(BodyFeeding):
         if length < 0:
             self.buf = b""
             try:
-                reader: Any = ChunkedReader(self, buf[n:], server.max_content_length)
+                reader: Any = ChunkedReader(self, buf[n:], settings.max_content_length)
             except HTTPParseError as e:
                 return self._refuse(e.status, e.reason)
-            small = len(buf) - n < server.preread_limit
+            small = len(buf) - n < settings.preread_limit
         else:
-            limit = server.max_content_length
+            limit = settings.max_content_length
             if limit is not None and length > limit:
                 self.buf = b""
                 return self._refuse(413, BodyTooLargeError.default_reason)
             end = n + length
             reader = ContentLengthReader(self, buf[n:end], length)
             self.buf = buf[end:]
-            small = length <= server.preread_limit
+            small = length <= settings.preread_limit
         if small and not self.expect and reader.wire_left() != 0:
             # the rest of a small body is received without blocking; what has
             # not arrived yet arrives while the connection waits in the
