@@ -41,7 +41,6 @@ Leases (threaded servers)
 
 from __future__ import annotations
 
-import errno
 import os
 import socket
 import sys
@@ -50,6 +49,7 @@ import time
 from collections import deque
 from typing import Any
 
+from ._accept_backoff import _ACCEPT_EXHAUSTED, AcceptBackoff
 from ._contracts import EngineServer
 from ._logging import _log
 from ._pollers import READ, WRITE_READY, _Poller
@@ -63,10 +63,6 @@ try:
 except AttributeError:  # pragma: no cover - Windows
     af_unix = None
 
-#: ``accept()`` errors that mean "out of a resource", not "this client"
-_ACCEPT_EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
-#: seconds without an accept() failure that end an out-of-descriptors episode
-_ACCEPT_QUIET = 5.0
 
 #: deadline of a connection parked idle since the last sweep (set by the next one)
 _IDLE = -1.0
@@ -91,7 +87,7 @@ class Lease:
         self.conn: HTTPConnection | None = None
 
 
-class Engine:
+class Engine(AcceptBackoff):
     """The poller loop of one server (in one process). See the module docstring.
 
     :param server: the bound server.
@@ -300,45 +296,6 @@ class Engine:
             self._accept(lease, other)  # EAGAIN, or EINVAL when shut down: nothing
             if self.lease is not lease or self.stopping or self.draining:
                 return
-
-    def _pause_accepting(self, error: OSError) -> None:
-        """Out of descriptors (or memory): stop polling the listener for a
-        while instead of spinning on it (it stays readable: level-triggered)."""
-        self._accept_failures += 1
-        backoff = self.settings.accept_backoff
-        self._accept_last_failure = now = time.monotonic()
-        self._accept_resume = now + backoff
-        try:
-            self.poller.set(self.listen_fd, 0)
-        except (OSError, ValueError):
-            pass
-        if self._accept_failures == 1:
-            self._accept_error = f"[Errno {error.errno}] {error.strerror}"
-            _log(
-                "error",
-                f" * accept() failed: {self._accept_error}; new connections wait"
-                f" (retrying every {backoff:g} s)",
-            )
-
-    def _resume_accepting(self) -> None:
-        self._accept_resume = 0.0
-        if self.draining or self.closed:
-            return
-        try:
-            self.poller.set(self.listen_fd, READ)
-        except (OSError, ValueError):
-            pass
-
-    def _accepting_again(self, now: float) -> None:
-        """Called by the sweep: the episode ends after a quiet spell (so a
-        listener that keeps running out logs two lines, not two per retry)."""
-        if now - self._accept_last_failure >= _ACCEPT_QUIET:
-            _log(
-                "info",
-                f" * accept() works again; {self._accept_failures} attempt(s) failed"
-                f" ({self._accept_error})",
-            )
-            self._accept_failures = 0
 
     def _enqueue(self, conn: HTTPConnection) -> None:
         """Every serving thread is busy: the connection waits its turn, out of
