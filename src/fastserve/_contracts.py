@@ -33,24 +33,16 @@ class EnvironServer(Protocol):
 
 class ConnectionServer(EnvironServer, Protocol):
     """What :class:`fastserve.connection.HTTPConnection` reads of its server:
-    the application, the hook class and the per-connection limits (server
-    class attributes, see the table in ``server.py``)."""
+    the application, the hook class, the error and log hooks. Its timeouts and
+    limits come in a :class:`fastserve._settings.Settings` from the engine;
+    a connection made without one (a stand-in server in a test) reads them
+    from the server once, by the names of the ``Settings`` fields."""
 
     app: Any
     RequestHandlerClass: Any
     passthrough_errors: bool
     #: set when a graceful stop began: responses say ``Connection: close``
     _closing: bool
-    request_head_timeout: float
-    body_timeout: float
-    body_min_rate: float
-    preread_limit: int
-    send_timeout: float
-    send_min_rate: float
-    max_content_length: int | None
-    drain_limit: int
-    drain_timeout: float
-    linger_limit: int
 
     def handle_error(self, request: Any, client_address: Any) -> None: ...
 
@@ -59,14 +51,13 @@ class ConnectionServer(EnvironServer, Protocol):
 
 class EngineServer(ConnectionServer, Protocol):
     """What :class:`fastserve._engine.Engine` reads besides what its
-    connections do: the listening socket and the poller-level deadlines."""
+    connections do: the listening socket (its deadlines come in the
+    :class:`fastserve._settings.Settings` it is given, or are read from the
+    server when it is made without one)."""
 
     socket: socket.socket
     address_family: int
     request_queue_size: int
-    keep_alive_timeout: float
-    linger_timeout: float
-    accept_backoff: float
 
 
 class ListeningServer(Protocol):
@@ -108,9 +99,9 @@ class ExchangeConnection(Protocol):
 
 
 class PreforkServer(ListeningServer, Protocol):
-    """What :class:`fastserve._prefork.Prefork` needs to run workers."""
+    """What :class:`fastserve._prefork.Prefork` needs to run workers (its
+    ``shutdown_timeout`` from the settings it is given, or from the server)."""
 
-    shutdown_timeout: float
     #: the signal that asked this process to stop (None while serving)
     _stop_signal: int | None
 

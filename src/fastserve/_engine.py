@@ -41,10 +41,7 @@ Leases (threaded servers)
 
 from __future__ import annotations
 
-import errno
 import os
-import select
-import selectors
 import socket
 import sys
 import threading
@@ -52,8 +49,11 @@ import time
 from collections import deque
 from typing import Any
 
+from ._accept_backoff import _ACCEPT_EXHAUSTED, AcceptBackoff
 from ._contracts import EngineServer
 from ._logging import _log
+from ._pollers import READ, WRITE_READY, _Poller
+from ._settings import Settings
 from .connection import CLOSE, GONE, LINGER, PARK, WRITE, HTTPConnection
 
 __all__ = ["Engine", "Lease"]
@@ -63,78 +63,6 @@ try:
 except AttributeError:  # pragma: no cover - Windows
     af_unix = None
 
-#: poller interest: readable / writable (0 = registered but disabled)
-READ = 1
-WRITE_READY = 4
-
-#: ``accept()`` errors that mean "out of a resource", not "this client"
-_ACCEPT_EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
-#: seconds without an accept() failure that end an out-of-descriptors episode
-_ACCEPT_QUIET = 5.0
-
-
-class _EpollPoller:
-    """Level-triggered epoll (Linux). A connection stays registered while a
-    thread serves it; only when that thread stops being the leader is its
-    connection disabled (see ``Engine.demote``), so a request costs no
-    ``epoll_ctl`` call."""
-
-    def __init__(self) -> None:
-        self._ep = select.epoll()
-
-    def add(self, fd: int, events: int = READ) -> None:
-        self._ep.register(fd, events)
-
-    def set(self, fd: int, events: int) -> None:
-        """Change what ``fd`` is polled for (0: nothing, it stays registered)."""
-        self._ep.modify(fd, events)
-
-    def remove(self, fd: int) -> None:
-        try:
-            self._ep.unregister(fd)
-        except (OSError, ValueError):
-            pass
-
-    def poll(self, timeout: float) -> list[tuple[int, int]]:
-        """Ready ``(fd, events)`` pairs."""
-        return self._ep.poll(timeout)
-
-    def close(self) -> None:
-        self._ep.close()
-
-
-class _SelectorPoller:
-    """Portable fallback on :mod:`selectors` (disabled = unregistered)."""
-
-    _EVENTS = {READ: selectors.EVENT_READ, WRITE_READY: selectors.EVENT_WRITE}
-
-    def __init__(self) -> None:
-        self._sel = selectors.DefaultSelector()
-
-    def add(self, fd: int, events: int = READ) -> None:
-        self.set(fd, events)
-
-    def set(self, fd: int, events: int) -> None:
-        """Change what ``fd`` is polled for (0: nothing)."""
-        self.remove(fd)
-        if events:
-            self._sel.register(fd, self._EVENTS[events])
-
-    def remove(self, fd: int) -> None:
-        try:
-            self._sel.unregister(fd)
-        except (KeyError, ValueError):
-            pass
-
-    def poll(self, timeout: float) -> list[tuple[int, int]]:
-        """Ready ``(fd, events)`` pairs."""
-        return [(key.fd, events) for key, events in self._sel.select(timeout)]
-
-    def close(self) -> None:
-        self._sel.close()
-
-
-_Poller: Any = _EpollPoller if hasattr(select, "epoll") else _SelectorPoller
 
 #: deadline of a connection parked idle since the last sweep (set by the next one)
 _IDLE = -1.0
@@ -159,7 +87,7 @@ class Lease:
         self.conn: HTTPConnection | None = None
 
 
-class Engine:
+class Engine(AcceptBackoff):
     """The poller loop of one server (in one process). See the module docstring.
 
     :param server: the bound server.
@@ -173,6 +101,8 @@ class Engine:
         would reset them); they are served like the requests in flight.
     :param others: the other pre-fork workers' listeners: after a whole poll
         interval without anything to do, this engine takes what waits there.
+    :param settings: the timeouts and limits, handed to every connection;
+        by default read from ``server`` now.
     """
 
     def __init__(
@@ -184,8 +114,11 @@ class Engine:
         listener: socket.socket | None = None,
         sweep_on_drain: bool = False,
         others: list[socket.socket] | None = None,
+        settings: Settings | None = None,
     ) -> None:
         self.server = server
+        #: the timeouts and limits of this run (by default read from ``server`` now)
+        self.settings = Settings.from_server(server) if settings is None else settings
         self.poll_interval = min(poll_interval, 1.0)
         self.parent_pid = parent_pid
         self.max_serving = max(1, max_serving)
@@ -316,6 +249,7 @@ class Engine:
     def _accept(self, lease: Lease, other: socket.socket | None = None) -> None:
         """Accept and serve new connections, from this engine's listener or ``other``."""
         server = self.server
+        settings = self.settings
         # plain sockets, also from a TLS listener (the handshake runs per connection)
         accept = (self.listener if other is None else other)._accept  # type: ignore[attr-defined]
         family, type_, proto = self._sock_args
@@ -340,7 +274,7 @@ class Engine:
                 except OSError:
                     pass
             try:
-                conn = HTTPConnection(server, sock, addr)
+                conn = HTTPConnection(server, sock, addr, settings)
             except Exception:
                 sock.close()
                 server.handle_error(sock, addr)
@@ -362,45 +296,6 @@ class Engine:
             self._accept(lease, other)  # EAGAIN, or EINVAL when shut down: nothing
             if self.lease is not lease or self.stopping or self.draining:
                 return
-
-    def _pause_accepting(self, error: OSError) -> None:
-        """Out of descriptors (or memory): stop polling the listener for a
-        while instead of spinning on it (it stays readable: level-triggered)."""
-        self._accept_failures += 1
-        backoff = self.server.accept_backoff
-        self._accept_last_failure = now = time.monotonic()
-        self._accept_resume = now + backoff
-        try:
-            self.poller.set(self.listen_fd, 0)
-        except (OSError, ValueError):
-            pass
-        if self._accept_failures == 1:
-            self._accept_error = f"[Errno {error.errno}] {error.strerror}"
-            _log(
-                "error",
-                f" * accept() failed: {self._accept_error}; new connections wait"
-                f" (retrying every {backoff:g} s)",
-            )
-
-    def _resume_accepting(self) -> None:
-        self._accept_resume = 0.0
-        if self.draining or self.closed:
-            return
-        try:
-            self.poller.set(self.listen_fd, READ)
-        except (OSError, ValueError):
-            pass
-
-    def _accepting_again(self, now: float) -> None:
-        """Called by the sweep: the episode ends after a quiet spell (so a
-        listener that keeps running out logs two lines, not two per retry)."""
-        if now - self._accept_last_failure >= _ACCEPT_QUIET:
-            _log(
-                "info",
-                f" * accept() works again; {self._accept_failures} attempt(s) failed"
-                f" ({self._accept_error})",
-            )
-            self._accept_failures = 0
 
     def _enqueue(self, conn: HTTPConnection) -> None:
         """Every serving thread is busy: the connection waits its turn, out of
@@ -491,17 +386,17 @@ class Engine:
 
     def _settle(self, conn: HTTPConnection, state: int, first: bool = False) -> None:
         if state == PARK or state == LINGER or state == WRITE:
-            server = self.server
+            settings = self.settings
             if conn.lingering:
                 pass  # keeps the deadline set when lingering started
             elif state == LINGER:
                 conn.lingering = True
                 conn.start_linger()
-                conn.deadline = time.monotonic() + server.linger_timeout
+                conn.deadline = time.monotonic() + settings.linger_timeout
             elif conn.waiting:
                 pass  # a body, a drain or a stalled send: the connection set it
             elif conn.buf:
-                conn.deadline = conn.head_started + server.request_head_timeout
+                conn.deadline = conn.head_started + settings.request_head_timeout
             elif self.draining:
                 self._drop(conn, registered=not first)  # idle: not kept when stopping
                 return
@@ -549,7 +444,7 @@ class Engine:
 
     def _sweep(self, now: float) -> None:
         expired = []
-        idle_deadline = now + self.server.keep_alive_timeout
+        idle_deadline = now + self.settings.keep_alive_timeout
         with self.lock:
             for conn in self.conns.values():
                 if conn.parked:
@@ -651,7 +546,7 @@ class Engine:
                 except OSError:
                     pass
             try:
-                conn = HTTPConnection(server, sock, addr)
+                conn = HTTPConnection(server, sock, addr, self.settings)
                 self.poller.add(conn.fd, 0)  # registered, disabled: _settle enables it
             except Exception as e:
                 sock.close()

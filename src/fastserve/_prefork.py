@@ -19,6 +19,7 @@ import traceback
 from . import _reuseport, _signals
 from ._contracts import PreforkServer
 from ._logging import _log
+from ._settings import Settings
 
 __all__ = ["Prefork"]
 
@@ -42,10 +43,15 @@ class Prefork:
 
     :param server: the bound server; each worker calls its ``_serve_worker``.
     :param processes: how many workers.
+    :param settings: the timeouts and limits (``shutdown_timeout``); by
+        default read from ``server`` now.
     """
 
-    def __init__(self, server: PreforkServer, processes: int) -> None:
+    def __init__(
+        self, server: PreforkServer, processes: int, settings: Settings | None = None
+    ) -> None:
         self.server = server
+        self.settings = Settings.from_server(server) if settings is None else settings
         self.processes = processes
         #: worker pid -> the index of its listener
         self.children: dict[int, int] = {}
@@ -100,7 +106,7 @@ class Prefork:
         if self.listeners[0] is None:
             if server._owns_listener:
                 _signals.stop_listening(server.socket)
-        deadline = time.monotonic() + server.shutdown_timeout + _signals.KILL_MARGIN
+        deadline = time.monotonic() + self.settings.shutdown_timeout + _signals.KILL_MARGIN
         while True:
             # a listener without its worker: nobody accepts there any more
             self._stop_listening(self._free_slots())

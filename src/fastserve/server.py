@@ -51,8 +51,10 @@ Runtime flow (cheroot-style)::
     server_close()  closes the listening socket and every parked connection;
                     connections inside a request are closed when it ends
 
-Timeouts and limits are class attributes of the server (subclass or assign to
-change them); defaults:
+Timeouts and limits are class attributes of the server (subclass, or assign
+to the class or the instance before ``serve_forever()``, which reads them once
+into the :class:`~fastserve._settings.Settings` its engine and connections
+use); defaults:
 
 ====================  ========  =====================================================
 request_head_timeout  10 s      a head not complete this long after its first
@@ -107,6 +109,8 @@ from ._compat import can_fork
 from ._engine import Engine
 from ._logging import _ansi_style, _log
 from ._prefork import Prefork
+from ._settings import DEFAULTS as _DEFAULTS
+from ._settings import Settings
 from ._tls import generate_adhoc_ssl_context, load_ssl_context
 from ._version import __version__
 from ._workers import LeaderFollowers
@@ -153,43 +157,43 @@ class BaseWSGIServer(HTTPServer):
     allow_reuse_address = True
 
     #: seconds a request head may take after its first byte (then 408, RFC 9110 §15.5.9)
-    request_head_timeout: float = 10.0
+    request_head_timeout: float = _DEFAULTS.request_head_timeout
     #: seconds an idle keep-alive connection stays open
-    keep_alive_timeout: float = 75.0
+    keep_alive_timeout: float = _DEFAULTS.keep_alive_timeout
     #: seconds a request body may take before it must arrive at ``body_min_rate``
     #: (a whole-operation deadline: ``body_timeout + received / body_min_rate``
     #: after the head; then 408 before the app, or ``wsgi.input`` raises)
-    body_timeout: float = 20.0
+    body_timeout: float = _DEFAULTS.body_timeout
     #: bytes per second a request body must average after ``body_timeout``
-    body_min_rate: float = 500.0
+    body_min_rate: float = _DEFAULTS.body_min_rate
     #: request bodies up to this size (and without ``Expect: 100-continue``) are
     #: received in the poller before the app runs: a trickling client holds no thread
-    preread_limit: int = 64 * 1024
+    preread_limit: int = _DEFAULTS.preread_limit
     #: seconds a response may wait for a client that does not read it (the
     #: clock runs only while a send is blocked), then it must take ``send_min_rate``
-    send_timeout: float = 20.0
+    send_timeout: float = _DEFAULTS.send_timeout
     #: bytes per second a client must take while a send is blocked, after ``send_timeout``
-    send_min_rate: float = 500.0
+    send_min_rate: float = _DEFAULTS.send_min_rate
     #: largest request body accepted (413 above it, RFC 9110 §15.5.14); None = no limit
-    max_content_length: int | None = None
+    max_content_length: int | None = _DEFAULTS.max_content_length
     #: unread body bytes drained after a response to keep the connection
-    drain_limit: int = 1024 * 1024
+    drain_limit: int = _DEFAULTS.drain_limit
     #: seconds the whole drain may take
-    drain_timeout: float = 1.0
+    drain_timeout: float = _DEFAULTS.drain_timeout
     #: seconds to keep discarding input after a half-close, and how many bytes
-    linger_timeout: float = 2.0
-    linger_limit: int = 64 * 1024 * 1024
+    linger_timeout: float = _DEFAULTS.linger_timeout
+    linger_limit: int = _DEFAULTS.linger_limit
     #: most threads serving requests at once (threaded servers); when all are
     #: busy, ready requests wait in order
-    max_threads: int = 1024
+    max_threads: int = _DEFAULTS.max_threads
     #: seconds the listener rests after accept() ran out of file descriptors
-    accept_backoff: float = 0.5
+    accept_backoff: float = _DEFAULTS.accept_backoff
     #: seconds the leader thread may spend in one request before another thread
     #: takes over the poller (threaded servers)
-    promote_after: float = 0.01
+    promote_after: float = _DEFAULTS.promote_after
     #: seconds the requests in flight may take to finish after SIGTERM or a
     #: first Ctrl+C (no new connections meanwhile); then they are cut
-    shutdown_timeout: float = _signals.SHUTDOWN_TIMEOUT
+    shutdown_timeout: float = _DEFAULTS.shutdown_timeout
 
     def __init__(
         self,
@@ -225,6 +229,8 @@ class BaseWSGIServer(HTTPServer):
 
         super().__init__(server_address, handler, bind_and_activate=False)  # type: ignore[arg-type]
         self._engine: Engine | None = None
+        #: the timeouts and limits of the current run (read again by serve_forever)
+        self._settings = Settings.from_server(self)
         self._closing = False
         self._stop = threading.Event()
         self._stopped = threading.Event()
@@ -238,29 +244,7 @@ class BaseWSGIServer(HTTPServer):
         self._owns_listener = fd is None
 
         if fd is None:
-            try:
-                self.server_bind()
-                self.server_activate()
-            except OSError as e:
-                self.server_close()
-                print(e.strerror, file=sys.stderr)
-                if e.errno == errno.EADDRINUSE:
-                    print(
-                        f"Port {port} is in use by another program. Either identify and"
-                        " stop that program, or start the server with a different"
-                        " port.",
-                        file=sys.stderr,
-                    )
-                    if sys.platform == "darwin" and port == 5000:
-                        print(
-                            "On macOS, try searching for and disabling"
-                            " 'AirPlay Receiver' in System Settings.",
-                            file=sys.stderr,
-                        )
-                sys.exit(1)
-            except BaseException:
-                self.server_close()
-                raise
+            self._bind_or_exit(port)
         else:
             # socketserver opened a socket although bind_and_activate is False
             self.socket.close()
@@ -283,6 +267,32 @@ class BaseWSGIServer(HTTPServer):
         self._server_version = f"fastserve/{__version__}"
         self._closing = False
 
+    def _bind_or_exit(self, port: int) -> None:
+        """Bind and listen; on failure werkzeug's message on stderr and exit status 1."""
+        try:
+            self.server_bind()
+            self.server_activate()
+        except OSError as e:
+            self.server_close()
+            print(e.strerror, file=sys.stderr)
+            if e.errno == errno.EADDRINUSE:
+                print(
+                    f"Port {port} is in use by another program. Either identify and"
+                    " stop that program, or start the server with a different"
+                    " port.",
+                    file=sys.stderr,
+                )
+                if sys.platform == "darwin" and port == 5000:
+                    print(
+                        "On macOS, try searching for and disabling"
+                        " 'AirPlay Receiver' in System Settings.",
+                        file=sys.stderr,
+                    )
+            sys.exit(1)
+        except BaseException:
+            self.server_close()
+            raise
+
     def log(self, type: str, message: str, *args: Any) -> None:
         """Log on the ``"werkzeug"`` logger (no address/date prefix)."""
         _log(type, message, *args)
@@ -298,7 +308,12 @@ class BaseWSGIServer(HTTPServer):
         returns (werkzeug swallows ``KeyboardInterrupt`` here too); after
         SIGTERM the process ends as killed by SIGTERM. In another thread no
         signal handler is installed.
+
+        The timeouts and limits (class or instance attributes) are read here,
+        once, into the :class:`~fastserve._settings.Settings` the engine and
+        its connections use.
         """
+        self._settings = Settings.from_server(self)
         self._stop.clear()
         self._stopped.clear()
         self._stop_signal = None
@@ -326,10 +341,13 @@ class BaseWSGIServer(HTTPServer):
     def _serve(self, poll_interval: float) -> None:
         # a socket this process bound is shut down when it drains: what is
         # queued on it is accepted first (an inherited one is left to its owner)
-        engine = self._engine = Engine(self, poll_interval, sweep_on_drain=self._owns_listener)
+        engine = self._engine = Engine(
+            self, poll_interval, sweep_on_drain=self._owns_listener, settings=self._settings
+        )
         if self.multithread:
             self._start_drain(engine, None)
-            pool = LeaderFollowers(engine, self.max_threads, self.promote_after)
+            settings = engine.settings
+            pool = LeaderFollowers(engine, settings.max_threads, settings.promote_after)
             try:
                 pool.run(self._stop)
             finally:
@@ -373,6 +391,7 @@ class BaseWSGIServer(HTTPServer):
             listener=listener,
             sweep_on_drain=listener is not None,
             others=others,
+            settings=self._settings,
         )
         self._start_drain(engine, self._signals)
         try:
@@ -430,7 +449,7 @@ class BaseWSGIServer(HTTPServer):
             _signals.stop_listening(engine.listener)
         if self._owns_listener:
             self.socket.close()
-        deadline = time.monotonic() + self.shutdown_timeout
+        deadline = time.monotonic() + engine.settings.shutdown_timeout
         while not engine.stopping and engine.in_flight() and time.monotonic() < deadline:
             time.sleep(0.02)
         late = not engine.stopping and engine.in_flight() > 0
@@ -537,7 +556,7 @@ class ForkingWSGIServer(BaseWSGIServer):
         self.max_children = processes
 
     def _serve(self, poll_interval: float) -> None:
-        Prefork(self, self.max_children).run(self._stop, poll_interval)
+        Prefork(self, self.max_children, self._settings).run(self._stop, poll_interval)
 
 
 def make_server(

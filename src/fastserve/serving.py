@@ -131,26 +131,7 @@ def run_simple(
     if not isinstance(port, int):
         raise TypeError("port must be an integer")
 
-    if static_files:
-        from werkzeug.middleware.shared_data import SharedDataMiddleware
-
-        application = SharedDataMiddleware(application, static_files)
-
-    if use_debugger:
-        from werkzeug.debug import DebuggedApplication
-
-        application = DebuggedApplication(application, evalex=use_evalex)
-        # Allow the specified hostname to use the debugger, in addition to
-        # localhost domains.
-        application.trusted_hosts.append(hostname)
-        if not is_running_from_reloader() and not _is_loopback(hostname):
-            _log(
-                "warning",
-                " * The debugger is on and the server listens on %r, which other machines"
-                " can reach: anyone who learns the PIN can run code here. Bind 127.0.0.1"
-                " or turn the debugger off.",
-                hostname,
-            )
+    application = _wrap_app(application, hostname, use_debugger, use_evalex, static_files)
 
     if not is_running_from_reloader():
         fd = None
@@ -190,6 +171,38 @@ def run_simple(
             srv.server_close()
     else:
         srv.serve_forever()
+
+
+def _wrap_app(
+    application: Any,
+    hostname: str,
+    use_debugger: bool,
+    use_evalex: bool,
+    static_files: dict[str, str | tuple[str, str]] | None,
+) -> Any:
+    """The application behind werkzeug's static files and debugger middleware, as asked."""
+    if static_files:
+        from werkzeug.middleware.shared_data import SharedDataMiddleware
+
+        application = SharedDataMiddleware(application, static_files)
+
+    if use_debugger:
+        from werkzeug.debug import DebuggedApplication
+
+        application = DebuggedApplication(application, evalex=use_evalex)
+        # Allow the specified hostname to use the debugger, in addition to
+        # localhost domains.
+        application.trusted_hosts.append(hostname)
+        if not is_running_from_reloader() and not _is_loopback(hostname):
+            _log(
+                "warning",
+                " * The debugger is on and the server listens on %r, which other machines"
+                " can reach: anyone who learns the PIN can run code here. Bind 127.0.0.1"
+                " or turn the debugger off.",
+                hostname,
+            )
+
+    return application
 
 
 def _is_loopback(hostname: str) -> bool:

@@ -16,15 +16,19 @@ import pytest
 from server_helpers import Reader, hello_app
 
 import fastserve._engine
+import fastserve._pollers
+import fastserve._reporting
+import fastserve._transport
 import fastserve.connection
 import fastserve.server
 
 
 @pytest.fixture(autouse=True)
 def _without_linux_socket_features(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fastserve.connection, "_MSG_DONTWAIT", 0)
-    monkeypatch.setattr(fastserve.connection, "_HAS_POLL", False)
-    monkeypatch.setattr(fastserve._engine, "_Poller", fastserve._engine._SelectorPoller)
+    for module in (fastserve._transport, fastserve._reporting, fastserve.connection):
+        monkeypatch.setattr(module, "_MSG_DONTWAIT", 0)
+    monkeypatch.setattr(fastserve._transport, "_HAS_POLL", False)
+    monkeypatch.setattr(fastserve._engine, "_Poller", fastserve._pollers._SelectorPoller)
 
 
 def test_keep_alive_with_pauses_between_requests(serve: Any) -> None:

@@ -258,7 +258,7 @@ def test_a_slow_steady_reader_is_not_cut(
 ) -> None:
     # the socket stays unwritable until the kernel's (large) send queue half
     # drains; what the kernel delivered counts as progress (SIOCOUTQ)
-    from fastserve import connection
+    from fastserve import _transport
 
     queued = [8 << 20]
     reading = [True]
@@ -268,7 +268,7 @@ def test_a_slow_steady_reader_is_not_cut(
             queued[0] -= 4096  # the client took 4 KiB since the last look
         return queued[0]
 
-    monkeypatch.setattr(connection, "queued_bytes", fake_queued_bytes)
+    monkeypatch.setattr(_transport, "queued_bytes", fake_queued_bytes)
     srv = serve(_big_list_app, send_timeout=0.2, send_min_rate=500)
     with _stalled_client(srv):
         time.sleep(2.5)  # past the deadline twice over: the sweep looked (once a second)

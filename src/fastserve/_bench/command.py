@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Final, NoReturn, TextIO
 
+from .._cli_options import _positive_int
 from .apps import HELLO_SPEC
 from .drivers import Driver, choose_driver
 from .report import chart, render
@@ -77,16 +78,6 @@ class _Parser(argparse.ArgumentParser):
 def _fail(message: str) -> NoReturn:
     print(f"fastserve: error: {message}", file=sys.stderr, flush=True)
     sys.exit(2)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
 
 
 def _positive_float(text: str) -> float:

@@ -9,7 +9,7 @@ nothing from its package: with ``PYTHONPATH`` pointing at an older checkout
 (the ``fastserve-base`` row of ``bench/bench_server.py``) ``import fastserve``
 must find that checkout, which has no ``_bench``. The built-in apps are then
 loaded from ``apps.py`` beside this file, by path; any other spec goes through
-``fastserve.cli.load_app``, as ``fastserve module:app`` would load it.
+``fastserve._app_loading.load_app``, as ``fastserve module:app`` would load it.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def load_target() -> Callable[..., Any]:
     if module_name == BUILTIN_MODULE:
         obj = getattr(apps, expression.removesuffix("()"))
         return obj() if expression.endswith("()") else obj  # type: ignore[no-any-return]
-    from fastserve.cli import load_app
+    from fastserve._app_loading import load_app
 
     return load_app(spec)
 
