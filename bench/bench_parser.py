@@ -12,11 +12,15 @@ the environ a WSGI app receives - everything werkzeug's dev server does between
 builds the *same* keys (checked before timing; a mismatch is printed under the
 table):
 
-- ``fastserve-c`` / ``fastserve-py``: ``RequestParser.parse`` of
-  ``fastserve._parser`` / ``fastserve._parser_py`` (one parser reused, as on a
-  keep-alive connection), then its ``environ`` updated with the per-connection
-  entries (``SERVER_NAME``/``PORT``, ``REMOTE_ADDR``/``PORT``, ``wsgi.*``,
-  ``SERVER_SOFTWARE``) and ``wsgi.input``, as the server does it.
+- ``fastserve-c`` / ``fastserve-py``: the head -> complete environ as the server
+  hands it to the app: ``RequestParser.parse`` of ``fastserve._parser`` /
+  ``fastserve._parser_py`` (one parser reused, as on a keep-alive connection),
+  which was given the per-connection entries (``SERVER_NAME``/``PORT``,
+  ``REMOTE_ADDR``/``PORT``, ``wsgi.*``, ``SERVER_SOFTWARE``) once with
+  ``set_base``, then ``wsgi.errors`` (``sys.stderr``) and ``wsgi.input``, as
+  ``HTTPConnection._run`` does.
+- ``fastserve-c parse()``: ``parse`` alone (and reading ``environ``), without a
+  base: the request entries only (so the connection entries are not checked).
 - ``werkzeug``: what ``WSGIRequestHandler`` does per request (werkzeug closes
   every connection, so a handler per request): a handler object made without
   ``__init__`` over ``BytesIO`` rfile/wfile, ``rfile.readline``,
@@ -46,8 +50,8 @@ ratios. Absolute figures on a shared VM swing 2-9x between runs: only the ratios
 of one run mean anything.
 
 Gate (issue 2), typical request, same run: fastserve-c >= 30x werkzeug and >= 5x
-httptools. Goal: <= 1 us per typical request (about 50x werkzeug, 8x httptools,
-3x gunicorn-h1c).
+httptools. Goal (issue 8): the complete environ (the ``fastserve-c`` row) <= 1 us
+per typical request (about 50x werkzeug, 8x httptools, 3x gunicorn-h1c).
 
 Optional competitors that are not installed are listed as "not installed".
 pyperf is not used: one interleaved run is what makes the ratios trustworthy here.
@@ -186,21 +190,31 @@ class NotInstalled(Exception):
 # --- implementations ----------------------------------------------------------------
 
 
-def make_fastserve(module_name: str) -> Runner:
+def make_fastserve(module_name: str, complete: bool = True) -> Runner:
+    """``complete``: the environ as the server hands it to the app; else ``parse()`` alone."""
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise NotInstalled(str(exc)) from None
     parser = module.RequestParser()
     parse = parser.parse
-    conn = connection_entries()
     rfile = io.BytesIO()
+
+    def parse_only(data: bytes) -> Environ:
+        if not parse(data):
+            raise RuntimeError("incomplete head")
+        return parser.environ  # type: ignore[no-any-return]
+
+    if not complete:
+        return parse_only
+    # once per connection, as HTTPConnection does (wsgi.errors is read per request)
+    parser.set_base({k: v for k, v in connection_entries().items() if k != "wsgi.errors"})
 
     def run(data: bytes) -> Environ:
         if not parse(data):
             raise RuntimeError("incomplete head")
         environ: Environ = parser.environ
-        environ.update(conn)
+        environ["wsgi.errors"] = sys.stderr
         environ["wsgi.input"] = rfile
         return environ
 
@@ -404,6 +418,7 @@ def make_h1c_environ() -> Runner:
 
 IMPLEMENTATIONS: dict[str, Callable[[], Runner]] = {
     "fastserve-c": lambda: make_fastserve("fastserve._parser"),
+    "fastserve-c parse()": lambda: make_fastserve("fastserve._parser", complete=False),
     "fastserve-py": lambda: make_fastserve("fastserve._parser_py"),
     "werkzeug": make_werkzeug,
     "httptools": make_httptools,
@@ -428,9 +443,11 @@ _HEAD_KEYS = {
 }
 # keys every environ must have besides the head entries (werkzeug.socket is werkzeug's own)
 _CONNECTION_KEYS = {k for k in connection_entries() if k != "werkzeug.socket"} | {"wsgi.input"}
+# rows that build the head's entries only
+HEAD_ONLY = {"fastserve-c parse()"}
 
 
-def check_environ(reference: Environ, environ: Environ) -> list[str]:
+def check_environ(reference: Environ, environ: Environ, head_only: bool = False) -> list[str]:
     """Differences between ``environ`` and werkzeug's, as short descriptions."""
     problems = []
     for key in sorted(set(reference) | set(environ)):
@@ -442,6 +459,8 @@ def check_environ(reference: Environ, environ: Environ) -> list[str]:
             problems.append(f"{key} extra")
         elif environ[key] != reference[key]:
             problems.append(f"{key}={environ[key]!r} (werkzeug: {reference[key]!r})")
+    if head_only:
+        return problems
     problems += [f"{key} missing" for key in sorted(_CONNECTION_KEYS - set(environ))]
     for key in ("REMOTE_PORT", "SERVER_PORT"):
         if key in environ and type(environ[key]) is not type(reference[key]):
@@ -541,7 +560,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, run in list(runners.items()):
         for req, data in REQUESTS.items():
             try:
-                problems = check_environ(reference[req], run(data))
+                problems = check_environ(reference[req], run(data), name in HEAD_ONLY)
             except Exception as exc:  # a competitor refusing a request is reported, not fatal
                 problems = [f"raised {exc!r}"]
                 del runners[name]
@@ -589,7 +608,7 @@ def main(argv: list[str] | None = None) -> int:
         cells = [fmt_us(statistics.median(times[name, r])) for r in REQUESTS]
         vs_wz = " / ".join(fmt_ratio(median_ratio("werkzeug", name, r)) for r in REQUESTS)
         vs_ht = ""
-        if name == "fastserve-c" and "httptools" in runners:
+        if name.startswith("fastserve-c") and "httptools" in runners:
             vs_ht = " / ".join(fmt_ratio(median_ratio("httptools", name, r)) for r in REQUESTS)
         print(f"| {name} | " + " | ".join(cells) + f" | {vs_wz} | {vs_ht} |")
     print()
@@ -601,6 +620,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"- {name}: {reason}")
 
     if "fastserve-c" in runners:
+        if "fastserve-c parse()" in runners:
+            parse_us = statistics.median(times["fastserve-c parse()", "typical"]) / 1000
+            line = f"parse() alone {parse_us:.3f} µs"
+            if "httptools" in runners:
+                x_parse = median_ratio("httptools", "fastserve-c parse()", "typical")
+                line += f" ({x_parse:.1f}x httptools)"
+            print("Typical request, fastserve-c: " + line)
         typical_us = statistics.median(times["fastserve-c", "typical"]) / 1000
         x_wz = median_ratio("werkzeug", "fastserve-c", "typical")
         verdict = [f"{x_wz:.1f}x werkzeug ({'ok' if x_wz >= 30 else 'MISSED'}: >= 30x)"]
@@ -608,7 +634,8 @@ def main(argv: list[str] | None = None) -> int:
             x_ht = median_ratio("httptools", "fastserve-c", "typical")
             verdict.append(f"{x_ht:.1f}x httptools ({'ok' if x_ht >= 5 else 'MISSED'}: >= 5x)")
         verdict.append(
-            f"{typical_us:.3f} µs ({'ok' if typical_us <= 1 else 'missed'}: goal <= 1 µs)"
+            f"head -> complete environ as the server hands it {typical_us:.3f} µs "
+            f"({'ok' if typical_us <= 1 else 'missed'}: goal <= 1 µs)"
         )
         print("Gate, typical request, fastserve-c: " + "; ".join(verdict))
     else:

@@ -91,6 +91,28 @@ ENVIRON_KEY_CHAR: Final[bytes] = bytes(
 )
 
 
+# The keys a request head gives the environ besides its fields' (docs/parsing.md,
+# "Environ entries"). A parser's per-connection base entries (``set_base``) may hold none
+# of these and no key starting with ENVIRON_KEY_PREFIX: the head alone decides them.
+REQUEST_LINE_KEYS: Final[tuple[str, ...]] = (
+    "REQUEST_METHOD",
+    "SCRIPT_NAME",
+    "PATH_INFO",
+    "QUERY_STRING",
+    "REQUEST_URI",
+    "RAW_URI",
+    "SERVER_PROTOCOL",
+)
+REQUEST_KEYS: Final[frozenset[str]] = frozenset(REQUEST_LINE_KEYS) | frozenset(
+    UNPREFIXED_KEYS.values()
+)
+
+
+def is_request_key(key: object) -> bool:
+    """``key`` is an environ key a request head may set (so not a base entry's)."""
+    return key in REQUEST_KEYS or (isinstance(key, str) and key.startswith(ENVIRON_KEY_PREFIX))
+
+
 def environ_key(name: bytes) -> str:
     """The environ key of the field named ``name`` (a token without "_")."""
     key = UNPREFIXED_KEYS.get(name.lower())

@@ -4,10 +4,13 @@ The parser builds the request-derived entries (method, path, query, URI,
 protocol, ``HTTP_*``, ``CONTENT_*``) in a new dict per request. Everything the
 *connection* determines - client and server address, scheme, socket, server
 software, TLS peer certificate - is computed once per connection by
-:func:`connection_environ` and merged into each request's dict with one
-``dict.update``. The handler hooks that werkzeug consults for these values
-(``address_string``, ``port_integer``, ``server_version``) are called then, so
-subclasses and monkeypatches are honoured.
+:func:`connection_environ` and given to the connection's parser
+(``RequestParser.set_base``), whose per-request dict starts as a copy of them;
+none of its keys is one a head sets, so that is the head's entries updated with
+them. ``wsgi.errors`` (``sys.stderr`` of the moment) and ``wsgi.input`` are added
+per request. The handler hooks that werkzeug consults for these values
+(``address_string``, ``port_integer``, ``server_version``) are called once per
+connection, so subclasses and monkeypatches are honoured.
 """
 
 from __future__ import annotations

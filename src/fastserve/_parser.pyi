@@ -40,7 +40,8 @@ class RequestParser:
     def environ(self) -> dict[str, Any]:
         """The request's environ entries: REQUEST_METHOD, SCRIPT_NAME, PATH_INFO,
         QUERY_STRING, REQUEST_URI, RAW_URI, SERVER_PROTOCOL, CONTENT_TYPE,
-        CONTENT_LENGTH and HTTP_*, with werkzeug 3.1's values. A new dict per request."""
+        CONTENT_LENGTH and HTTP_*, with werkzeug 3.1's values, after the entries
+        given to :meth:`set_base`. A new dict per request."""
     @property
     def method(self) -> str:
         """The method as sent, e.g. ``"GET"``."""
@@ -88,6 +89,20 @@ class RequestParser:
         """
     def reset(self) -> None:
         """Forget a partly parsed head; the next :meth:`parse` starts a new request."""
+    def set_base(self, base: dict[str, Any], /) -> None:
+        """Start every later request's :attr:`environ` with ``base``'s entries.
+
+        For the entries that are the same for every request on the connection
+        (``wsgi.*``, ``SERVER_*``, ``REMOTE_*``, ...); ``base`` is copied now (it
+        becomes the template each environ is copied from), ``{}`` removes them, and
+        :meth:`reset` keeps them. Its keys may not be ones a head sets
+        (``REQUEST_METHOD`` ... ``SERVER_PROTOCOL``, ``CONTENT_TYPE``,
+        ``CONTENT_LENGTH``, ``HTTP_*``), so each environ holds exactly the head's
+        entries updated with ``base``'s.
+
+        :raises TypeError: ``base`` is not a dict.
+        :raises ValueError: a key of ``base`` is one a head sets.
+        """
 
 @final
 class ChunkedDecoder:

@@ -105,6 +105,7 @@ cdef extern from "Python.h":
     int PyDict_SetItem(object d, object key, object value) except -1
     Py_ssize_t PyDict_GET_SIZE(object d)
     object PyDict_Copy(object d)
+    int PyDict_Update(object a, object b) except -1
     # Cython's portable wrapper (plain PyDict_New where CPython's presizing is unavailable)
     object __Pyx_PyDict_NewPresized(Py_ssize_t minused)
 
@@ -175,14 +176,17 @@ cdef tuple METHODS = (
     "GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE",
 )
 
-# Every environ starts as a copy of this dict: CPython copies a dict with one allocation and
-# a memcpy, and replacing a value is cheaper than inserting a key. It is presized so that a
-# copy takes the request's entries *and* the ~16 a server adds next (wsgi.*, SERVER_*,
-# REMOTE_*, PEP 3333) without growing: growing rehashes every entry, which costs more than
-# the parse of a typical head. Heads with more fields get a dict presized for them.
+# Every environ starts as a copy of a template: CPython copies a dict with one allocation and
+# a memcpy, and replacing a value is cheaper than inserting a key. The template is this dict,
+# or (``set_base``) a per-connection one holding its entries and then the connection's. It
+# is presized so that a copy takes the request's entries *and* the ~16 a server adds
+# (wsgi.*, SERVER_*, REMOTE_*, PEP 3333: its base entries, then wsgi.input and wsgi.errors)
+# without growing: growing rehashes every entry, which costs more than the parse of a
+# typical head. Heads with more fields get a dict presized for them.
 cdef enum:
     SERVER_ENTRIES = 16
     TEMPLATE_FIELDS = 19  # 7 + 19 + 16 = 42 entries: the usable part of a 64-slot table
+    LATER_ENTRIES = 3     # room after a base: wsgi.errors, wsgi.input, wsgi.input_terminated
 cdef dict _TEMPLATE = __Pyx_PyDict_NewPresized(7 + TEMPLATE_FIELDS + SERVER_ENTRIES)
 _TEMPLATE[K_REQUEST_METHOD] = "GET"
 _TEMPLATE[K_SCRIPT_NAME] = S_EMPTY
@@ -191,6 +195,8 @@ _TEMPLATE[K_QUERY_STRING] = S_EMPTY
 _TEMPLATE[K_REQUEST_URI] = "/"
 _TEMPLATE[K_RAW_URI] = "/"
 _TEMPLATE[K_SERVER_PROTOCOL] = S_HTTP11
+if tuple(_TEMPLATE) != _abnf.REQUEST_LINE_KEYS:
+    raise ImportError("fastserve._parser's environ template is not fastserve._abnf's")
 
 
 # --- field kinds: names the parser interprets (compared case-insensitively) ----------------
@@ -345,7 +351,10 @@ _build_name_table()
 
 
 # _abnf.environ_key for the names not in the table (so never Content-Type / Content-Length)
-cdef bytes KEY_PREFIX = _abnf.ENVIRON_KEY_PREFIX.encode("ascii")
+cdef str KEY_PREFIX_STR = _abnf.ENVIRON_KEY_PREFIX
+cdef bytes KEY_PREFIX = KEY_PREFIX_STR.encode("ascii")
+# _abnf.is_request_key: what set_base refuses
+cdef frozenset REQUEST_KEYS = _abnf.REQUEST_KEYS
 
 
 cdef object _environ_key(const unsigned char* name, Py_ssize_t n):
@@ -744,6 +753,9 @@ cdef class RequestParser:
     cdef readonly bint must_close
     cdef readonly bint expect_continue
 
+    # the environ template (see _TEMPLATE) and the room it keeps for entries added later
+    cdef dict _template
+    cdef Py_ssize_t _later
     # incremental state (offsets into the request's data)
     cdef int _phase
     cdef Py_ssize_t _pos          # start of the first line not yet complete
@@ -792,7 +804,31 @@ cdef class RequestParser:
         self.environ = {}
         self.method = ""
         self.version = ""
+        self._template = _TEMPLATE
+        self._later = SERVER_ENTRIES
         self.reset()
+
+    def set_base(self, base, /):
+        cdef Py_ssize_t n, later
+        cdef dict template
+        if not isinstance(base, dict):
+            raise TypeError(f"set_base() needs a dict, not {type(base).__name__}")
+        n = PyDict_GET_SIZE(base)
+        for key in base:
+            if key in REQUEST_KEYS or (PyUnicode_Check(key) and key.startswith(KEY_PREFIX_STR)):
+                raise ValueError(f"set_base(): {key!r} is set by the request head")
+        if n == 0:
+            self._template = _TEMPLATE
+            self._later = SERVER_ENTRIES
+            return
+        later = SERVER_ENTRIES - n
+        if later < LATER_ENTRIES:
+            later = LATER_ENTRIES
+        template = __Pyx_PyDict_NewPresized(7 + TEMPLATE_FIELDS + n + later)
+        PyDict_Update(template, _TEMPLATE)
+        PyDict_Update(template, base)
+        self._template = template
+        self._later = later
 
     cpdef void reset(self):
         """Forget the current request (needed after an error)."""
@@ -1146,17 +1182,17 @@ cdef class RequestParser:
         return _ascii(p + ms, mlen)
 
     cdef inline dict _request_environ(self, const unsigned char* p, str method, str version):
-        """A new environ with the request line's entries (see ``_TEMPLATE``)."""
+        """A new environ: the template's entries (see ``_TEMPLATE``), then the request
+        line's."""
         cdef dict env
         cdef object uri
         if self._nfields <= TEMPLATE_FIELDS:
-            env = PyDict_Copy(_TEMPLATE)
+            env = PyDict_Copy(self._template)
         else:
-            env = __Pyx_PyDict_NewPresized(7 + self._nfields + SERVER_ENTRIES)
-            env[K_SCRIPT_NAME] = S_EMPTY
-            env[K_QUERY_STRING] = S_EMPTY
-            env[K_REQUEST_METHOD] = method
-            env[K_SERVER_PROTOCOL] = version
+            env = __Pyx_PyDict_NewPresized(
+                PyDict_GET_SIZE(self._template) + self._nfields + self._later
+            )
+            PyDict_Update(env, self._template)
         if method is not "GET":
             env[K_REQUEST_METHOD] = method
         if version is not S_HTTP11:

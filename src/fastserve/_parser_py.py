@@ -48,7 +48,7 @@ could split a response.
 from __future__ import annotations
 
 import re
-from typing import Final
+from typing import Any, Final
 from urllib.parse import unquote
 
 from . import _abnf
@@ -251,6 +251,8 @@ class RequestParser:
     :param max_head: most bytes of request line plus field lines, CRLFs excluded,
         plus 2 per skipped empty line (431 beyond).
     :param max_fields: most field lines, obs-fold lines included (431 beyond).
+
+    :meth:`set_base` gives the per-connection entries every ``environ`` starts with.
     """
 
     __slots__ = (
@@ -275,6 +277,7 @@ class RequestParser:
         "_fields",
         "_lines",
         "_request",
+        "_base",
     )
 
     def __init__(
@@ -288,7 +291,7 @@ class RequestParser:
         self.max_field_line = max_field_line
         self.max_head = max_head
         self.max_fields = max_fields
-        self.environ: dict[str, str] = {}
+        self.environ: dict[str, Any] = {}
         self.method = ""
         self.version = ""
         self.content_length = 0
@@ -296,7 +299,28 @@ class RequestParser:
         self.keep_alive = False
         self.must_close = False
         self.expect_continue = False
+        self._base: dict[str, Any] = {}
         self.reset()
+
+    def set_base(self, base: dict[Any, Any], /) -> None:
+        """Start every later request's ``environ`` with a copy of ``base``'s entries.
+
+        For the entries that are the same for every request on the connection
+        (``wsgi.*``, ``SERVER_*``, ``REMOTE_*``, ...); ``base`` is copied now, and
+        ``{}`` removes them. Its keys may not be ones a head sets (``REQUEST_METHOD``
+        ... ``SERVER_PROTOCOL``, ``CONTENT_TYPE``, ``CONTENT_LENGTH``, ``HTTP_*``:
+        :func:`fastserve._abnf.is_request_key`), so an environ holds the same entries
+        as the head's environ updated with ``base``.
+
+        :raises TypeError: ``base`` is not a dict.
+        :raises ValueError: a key of ``base`` is a request key.
+        """
+        if not isinstance(base, dict):
+            raise TypeError(f"set_base() needs a dict, not {type(base).__name__}")
+        for key in base:
+            if _abnf.is_request_key(key):
+                raise ValueError(f"set_base(): {key!r} is set by the request head")
+        self._base = dict(base)
 
     def reset(self) -> None:
         """Forget any partly parsed head; the next :meth:`parse` starts a new request."""
@@ -500,7 +524,7 @@ class RequestParser:
         """The empty line arrived: decide framing, build the environ, reset progress."""
         assert self._request is not None
         method, version, uri, path, query, host = self._request
-        environ: dict[str, str] = {
+        environ: dict[str, Any] = {
             "REQUEST_METHOD": method,
             "SCRIPT_NAME": "",
             "PATH_INFO": path,
@@ -508,6 +532,7 @@ class RequestParser:
             "REQUEST_URI": uri,
             "RAW_URI": uri,
             "SERVER_PROTOCOL": version,
+            **self._base,
         }
         te: list[bytes] = []
         cl: list[bytes] = []

@@ -7,7 +7,8 @@ the application)::
     engine accepts the socket -> HTTPConnection(server, sock, addr, settings)
         handler = request_handler.__new__()     # one hook object per connection,
                                                 # its __init__ (stdlib handle()) is not run
-        base_env = connection_environ(...)      # per-connection environ entries, once
+        base_env = connection_environ(...)      # per-connection environ entries, once,
+        parser.set_base(base_env)               # the template of every request's environ
     engine: socket readable -> conn.on_readable()
         [TLS: handshake once, bounded by request_head_timeout]
         recv what is there (never blocks)
@@ -16,7 +17,8 @@ the application)::
                                                 # HTTPParseError -> _refuse(): status,
                                                 # "code %d, message %s" + access line, LINGER
             _serve(n):
-                environ = parser.environ | base_env | wsgi.input reader (_body.py)
+                environ = parser.environ (base_env's entries in it) | wsgi.errors
+                          | wsgi.input reader (_body.py)
                 handler.make_environ() only when a subclass overrides it
                 app(environ, exchange.start_response)
                     list result  -> exchange.send_whole(): head + body, one send
@@ -243,6 +245,7 @@ class HTTPConnection(BodyFeeding):
         handler._fs_fast_log = _logging.fast_access_log(cls)
         if not self.tls_pending:
             self.base_env = connection_environ(handler, server, sock)
+            self.parser.set_base(self.base_env)
 
     def _start_tls(self) -> bool:
         """The TLS handshake (bounded by ``request_head_timeout``); False on failure."""
@@ -261,6 +264,7 @@ class HTTPConnection(BodyFeeding):
         if self.handler is not None:
             self.handler.request = self.handler.connection = sock
             self.base_env = connection_environ(self.handler, server, sock)
+            self.parser.set_base(self.base_env)
         return True
 
     def close(self) -> None:
@@ -405,9 +409,8 @@ class HTTPConnection(BodyFeeding):
         """Run the application for the parsed request with body ``reader``."""
         server = self.server
         parser = self.parser
-        env = parser.environ
-        env.update(self.base_env)
-        env["wsgi.errors"] = sys.stderr
+        env = parser.environ  # holds base_env's entries already (set_base)
+        env["wsgi.errors"] = sys.stderr  # werkzeug reads sys.stderr per request
         version = parser.version
         req11 = version == "HTTP/1.1"
         if reader is EMPTY_INPUT:

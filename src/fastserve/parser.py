@@ -43,7 +43,8 @@ class RequestParserProtocol(Protocol):
 
     #: The request-derived environ entries: REQUEST_METHOD, SCRIPT_NAME,
     #: PATH_INFO, QUERY_STRING, REQUEST_URI, RAW_URI, SERVER_PROTOCOL,
-    #: CONTENT_TYPE, CONTENT_LENGTH, HTTP_*. A new dict for every request.
+    #: CONTENT_TYPE, CONTENT_LENGTH, HTTP_*, after those given to
+    #: :meth:`set_base`. A new dict for every request.
     environ: dict[str, Any]
     method: str
     #: "HTTP/1.0" or "HTTP/1.1"
@@ -60,6 +61,8 @@ class RequestParserProtocol(Protocol):
 
     def parse(self, data: Buffer, /) -> int: ...
     def reset(self) -> None: ...
+    #: per-connection entries every later environ starts with (no request keys)
+    def set_base(self, base: dict[str, Any], /) -> None: ...
 
 
 class ChunkedDecoderProtocol(Protocol):

@@ -311,12 +311,19 @@ def error_outcome(exc: HTTPParseError) -> tuple[str, type, int, str]:
 
 
 def parse_trace(
-    impl: ModuleType, chunks: list[bytes], limits: dict[str, int], wrap: Callable[[bytes], Any]
+    impl: ModuleType,
+    chunks: list[bytes],
+    limits: dict[str, int],
+    wrap: Callable[[bytes], Any],
+    base: dict[str, Any] | None = None,
 ) -> Trace:
     """Feed ``chunks`` like a server: the buffer grows; after a complete head the rest of it
     is the next request's start. Records every return value, the results after each
-    complete head, and the first error (class, status, reason)."""
+    complete head (and the environ's key order), and the first error (class, status,
+    reason). ``base``: given to ``set_base`` first."""
     parser = impl.RequestParser(**limits)
+    if base is not None:
+        parser.set_base(base)
     trace: Trace = []
     buf = b""
     for chunk in chunks:
@@ -331,6 +338,7 @@ def parse_trace(
             if not consumed:
                 break
             trace.append(summary(parser))
+            trace.append(("order", list(parser.environ)))
             buf = buf[consumed:]
             if not buf:
                 break
@@ -358,12 +366,31 @@ def decode_trace(
 
 
 def assert_same_parse(
-    data: bytes, chunks: list[bytes], limits: dict[str, int], wrap: Callable[[bytes], Any]
+    data: bytes,
+    chunks: list[bytes],
+    limits: dict[str, int],
+    wrap: Callable[[bytes], Any],
+    base: dict[str, Any] | None = None,
 ) -> Trace:
     c_impl, py_impl = _implementations()
-    expected = parse_trace(py_impl, chunks, limits, wrap)
-    assert parse_trace(c_impl, chunks, limits, wrap) == expected, (data, limits)
+    expected = parse_trace(py_impl, chunks, limits, wrap, base)
+    assert parse_trace(c_impl, chunks, limits, wrap, base) == expected, (data, limits)
     return expected
+
+
+def with_base(trace: Trace, base: dict[str, Any]) -> Trace:
+    """What a trace without a base becomes with ``base`` (docs/parsing.md, "Base
+    entries"): each environ updated with it; the request line's keys, then the base's,
+    then the fields'."""
+    out: Trace = []
+    for step in trace:
+        if isinstance(step, dict):
+            step = {**step, "environ": {**step["environ"], **base}}
+        elif isinstance(step, tuple) and step[0] == "order":
+            fields = [k for k in step[1] if k not in _abnf.REQUEST_LINE_KEYS]
+            step = ("order", [*_abnf.REQUEST_LINE_KEYS, *base, *fields])
+        out.append(step)
+    return out
 
 
 # --- RequestParser ---------------------------------------------------------------------------
@@ -395,6 +422,55 @@ def test_parsers_agree_on_mutated_requests(
 @given(data=st.binary(max_size=64), st_data=st.data())
 def test_parsers_agree_on_random_bytes(data: bytes, st_data: st.DataObject) -> None:
     assert_same_parse(data, st_data.draw(pieces(data)), {}, bytes)
+
+
+# set_base: what fastserve._environ.connection_environ gives (11 entries, 12 with a TLS
+# client certificate), none, and more than the compiled parser's presized template holds
+_SOCKET = object()
+_SERVER_BASE: dict[str, Any] = {
+    "wsgi.version": (1, 0),
+    "wsgi.url_scheme": "http",
+    "wsgi.multithread": True,
+    "wsgi.multiprocess": False,
+    "wsgi.run_once": False,
+    "SERVER_SOFTWARE": "fastserve/test",
+    "SERVER_NAME": "127.0.0.1",
+    "SERVER_PORT": "5000",
+    "werkzeug.socket": _SOCKET,
+    "REMOTE_ADDR": "127.0.0.1",
+    "REMOTE_PORT": 54321,
+}
+bases = st.sampled_from(
+    [
+        _SERVER_BASE,
+        {**_SERVER_BASE, "SSL_CLIENT_CERT": "-----BEGIN CERTIFICATE-----"},
+        {},
+        {f"x.{i}": i for i in range(40)},
+    ]
+)
+
+
+@given(
+    data=st.one_of(requests(), mutated(requests())),
+    limits=request_limits,
+    wrap=buffer_types,
+    base=bases,
+    st_data=st.data(),
+)
+def test_base_entries_give_the_head_environ_updated_with_them(
+    data: bytes,
+    limits: dict[str, int],
+    wrap: Callable[[bytes], Any],
+    base: dict[str, Any],
+    st_data: st.DataObject,
+) -> None:
+    """set_base + parse (what the server does now) gives, in both builds, what parse +
+    ``environ.update(base)`` gave (what it did before), the same results and errors
+    otherwise; and the builds agree, key order included."""
+    chunks = st_data.draw(pieces(data))
+    with_it = assert_same_parse(data, chunks, limits, wrap, base)
+    for impl in _implementations():
+        assert with_it == with_base(parse_trace(impl, chunks, limits, wrap), base), impl
 
 
 # --- ChunkedDecoder --------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import socket
 import sys
@@ -68,6 +69,60 @@ def test_environ_on_the_plain_server_is_single_threaded(serve: Any) -> None:
         s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         env = json.loads(recv_all(s).partition(b"\r\n\r\n")[2])
     assert env["wsgi.multithread"] is False and env["wsgi.multiprocess"] is False
+
+
+def test_each_request_on_a_connection_gets_its_own_environ(serve: Any) -> None:
+    """The connection's entries come from the parser's template (set_base): what the
+    application does to one request's environ does not reach the next one."""
+    seen: list[dict[str, Any]] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        seen.append(dict(environ))
+        del environ["REMOTE_ADDR"]
+        environ["SERVER_NAME"] = "changed"
+        environ["app.key"] = True
+        start_response("200 OK", [("Content-Length", "0")])
+        return []
+
+    srv = serve(app)
+    with srv.connect() as s:
+        reader = Reader(s)
+        for path in (b"/one", b"/two"):
+            s.sendall(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert reader.response().status == 200
+    first, second = seen
+    assert second["PATH_INFO"] == "/two" and "app.key" not in second
+    assert second["REMOTE_ADDR"] == first["REMOTE_ADDR"] == "127.0.0.1"
+    assert second["SERVER_NAME"] == first["SERVER_NAME"] == "127.0.0.1"
+    assert second["werkzeug.socket"] is first["werkzeug.socket"]
+    assert {k: v for k, v in first.items() if k not in ("PATH_INFO", "REQUEST_URI", "RAW_URI")} == {
+        k: v for k, v in second.items() if k not in ("PATH_INFO", "REQUEST_URI", "RAW_URI")
+    }
+
+
+def test_wsgi_errors_is_the_stderr_of_the_request(
+    serve: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """werkzeug's make_environ reads ``sys.stderr`` per request; so does fastserve, on a
+    keep-alive connection too (the connection's other entries are set once)."""
+    seen: list[Any] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        seen.append((environ["wsgi.errors"], sys.stderr))
+        start_response("200 OK", [("Content-Length", "0")])
+        return []
+
+    srv = serve(app)
+    with srv.connect() as s:
+        reader = Reader(s)
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert reader.response().status == 200
+        swapped = io.StringIO()
+        monkeypatch.setattr(sys, "stderr", swapped)
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert reader.response().status == 200
+    assert seen[0][0] is seen[0][1] and seen[0][0] is not swapped
+    assert seen[1][0] is swapped and seen[1][1] is swapped
 
 
 def test_body_entries(serve: Any) -> None:
