@@ -183,12 +183,16 @@ class Driver:
         """One dispatch, as ``Engine._serve``, then ``_settle`` the result."""
         conn = self.conn
         assert not (self.closed or self.gone), "the connection is no longer served"
-        if conn.writing:
-            state = conn.on_writable()
-        elif conn.lingering:
-            state = conn.linger_read()
-        else:
-            state = conn.on_readable()
+        try:
+            if conn.writing:
+                state = conn.on_writable()
+            elif conn.lingering:
+                state = conn.linger_read()
+            else:
+                state = conn.on_readable()
+        except BaseException:  # passthrough_errors: the engine drops it, and raises
+            self._close()
+            raise
         self.states.append(state)
         self._settle(state)
         return state
@@ -293,6 +297,21 @@ class Driver:
             if not data:
                 break
             chunks.append(data)
+        return b"".join(chunks)
+
+    def read_while_writing(self, max_rounds: int = 10_000) -> bytes:
+        """The client reads while the response waits for it (WRITE): read what
+        is there, let the engine resume the connection, until it waits for
+        something else; return all that was read."""
+        chunks = [self.read()]
+        for _ in range(max_rounds):
+            if self.state != WRITE or self.closed:
+                break
+            assert self.ready(5.0), "the socket drained but is not writable"
+            self.run()
+            chunks.append(self.read())
+        else:
+            raise AssertionError(f"still writing after {max_rounds} rounds")
         return b"".join(chunks)
 
     def read_to_eof(self, timeout: float = 5.0) -> bytes:
