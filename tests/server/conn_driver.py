@@ -349,6 +349,16 @@ class Driver:
         thread.start()
         self._threads.append(thread)
 
+    def run_with_clients(self, timeout: float = 10.0) -> int | None:
+        """Serve while client threads still play (the connection receives a
+        body in the poller meanwhile), then :meth:`run` once more."""
+        deadline = time.monotonic() + timeout
+        while any(thread.is_alive() for thread in self._threads):
+            assert time.monotonic() < deadline, "the client thread did not finish"
+            self.run(wait=0.05)
+        self.join_clients()
+        return self.run()
+
     def join_clients(self, timeout: float = 10.0) -> None:
         for thread in self._threads:
             thread.join(timeout)
