@@ -528,3 +528,41 @@ def test_passthrough_errors_reraise_and_the_connection_is_dropped(drive: Any) ->
         drv.run()
     assert drv.closed
     assert drv.read_to_eof() == b""
+
+
+def test_a_slow_steady_reader_is_not_cut(
+    drive: Any, logs: LogCapture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At the deadline, what the kernel delivered from its send queue counts as
+    progress (SIOCOUTQ: the socket stays unwritable until a large kernel buffer
+    has half drained, so the server's own sends undercount a steady reader)."""
+    from fastserve import connection
+
+    queued = [8 << 20]
+    reading = [True]
+
+    def fake_queued_bytes(sock: socket.socket) -> int:
+        if reading[0]:
+            queued[0] -= 4096  # the client took 4 KiB since the last look
+        return queued[0]
+
+    monkeypatch.setattr(connection, "queued_bytes", fake_queued_bytes)
+    drv = drive(
+        app_returning("200 OK", [], [BIG_PIECE] * 128),
+        sndbuf=16384,
+        send_timeout=0.2,
+        send_min_rate=500,
+    )
+    drv.send(get())
+    assert drv.run() == WRITE
+    conn = drv.conn
+    for _ in range(3):  # sweeps past the deadline while the client reads
+        deadline = conn.deadline
+        assert not drv.sweep(deadline + 0.001)
+        assert conn.deadline > deadline  # moved by the bytes delivered
+    assert "did not read the response in time" not in logs.text()
+    reading[0] = False  # now it stops reading
+    assert drv.sweep(conn.deadline + 0.001)
+    assert log_lines(logs)[-1] == (
+        "Client did not read the response in time; closing the connection"
+    )
