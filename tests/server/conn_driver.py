@@ -161,6 +161,8 @@ class Driver:
         self.closed = False
         self.gone = False
         self._threads: list[threading.Thread] = []
+        #: the monotonic clock at the start and the end of the last run()
+        self.last_run = (0.0, 0.0)
 
     # -- the engine's side ----------------------------------------------------------
 
@@ -205,11 +207,15 @@ class Driver:
             is still sending); later steps only take what is there now.
         """
         timeout = wait
-        for _ in range(max_steps):
-            if not self.ready(timeout):
-                return self.state
-            timeout = 0.0
-            self.step()
+        start = time.monotonic()
+        try:
+            for _ in range(max_steps):
+                if not self.ready(timeout):
+                    return self.state
+                timeout = 0.0
+                self.step()
+        finally:
+            self.last_run = (start, time.monotonic())
         raise AssertionError(f"still ready after {max_steps} steps: {self.states_named()}")
 
     def _settle(self, state: int) -> None:
@@ -267,9 +273,11 @@ class Driver:
             self.sweep()
         assert self.sweep(self.conn.deadline + 0.001), "not expired at its deadline"
 
-    def seconds_left(self) -> float:
-        """How far the connection's deadline is from now (monotonic clock)."""
-        return self.conn.deadline - time.monotonic()
+    def deadline_set_in_last_run(self, seconds: float) -> bool:
+        """Whether the connection's deadline is ``seconds`` after a moment of
+        the last :meth:`run` (however slowly that run went)."""
+        start, end = self.last_run
+        return start + seconds <= self.conn.deadline <= end + seconds
 
     def states_named(self) -> list[str]:
         return [STATE_NAMES[s] for s in self.states]

@@ -228,7 +228,7 @@ def test_unread_body_beyond_preread_is_drained_in_the_poller(drive: Any) -> None
     assert resp.body == b"hello /a" and resp.header("Connection") is None
     conn = drv.conn
     assert drv.state == PARK and conn.waiting  # draining
-    assert 0 < drv.seconds_left() <= 1.0
+    assert drv.deadline_set_in_last_run(1.0)  # drain_timeout
     deadline = conn.deadline
     assert drv.exchange(b"x" * 3000) == b""
     assert conn.deadline == deadline  # one deadline, not per recv
@@ -262,7 +262,7 @@ def test_large_unread_body_gets_response_then_half_close(drive: Any) -> None:
     assert resp.status == 413 and resp.header("Connection") == "close"
     assert resp.body == b"too large"
     assert drv.client_sees_eof()  # our side is shut for writing
-    assert 0 < drv.seconds_left() <= 2.0
+    assert drv.deadline_set_in_last_run(2.0)  # linger_timeout
     drv.send(b"x" * 50_000)
     assert drv.run() == PARK and not drv.closed  # discarded
     drv.send(b"x" * 60_000)

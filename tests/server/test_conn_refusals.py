@@ -110,7 +110,7 @@ def test_bad_request_after_good_ones_answers_those_first(drive: Any, logs: LogCa
 def test_what_the_client_sends_after_a_refusal_is_discarded_then_closed(drive: Any) -> None:
     drv = drive(Counting(), linger_timeout=2.0)
     drv.exchange(b"GET / HTTP/2.0\r\n\r\n")
-    assert drv.conn.lingering and 0 < drv.seconds_left() <= 2.0
+    assert drv.conn.lingering and drv.deadline_set_in_last_run(2.0)
     drv.send(get("/more") * 10)
     assert drv.run() == PARK and drv.read() == b""
     drv.expire()  # linger_timeout: closed, nothing more written (no 408)
