@@ -36,7 +36,7 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from server_helpers import Response
@@ -53,9 +53,16 @@ __all__ = [
     "GONE",
     "LINGER",
     "PARK",
+    "PEER",
     "WRITE",
     "Driver",
     "FakeServer",
+    "chunked",
+    "get",
+    "log_lines",
+    "masked",
+    "post",
+    "recv_until",
     "split_responses",
 ]
 
@@ -170,10 +177,6 @@ class Driver:
     def state(self) -> int | None:
         """The last state the connection returned (None before the first dispatch)."""
         return self.states[-1] if self.states else None
-
-    @property
-    def state_name(self) -> str:
-        return "-" if self.state is None else STATE_NAMES[self.state]
 
     def ready(self, timeout: float = 0.0) -> bool:
         """Whether the poller would report the connection within ``timeout``."""
@@ -535,8 +538,3 @@ def post(path: str, body: bytes, *fields: str, length: int | None = None) -> byt
 def chunked(*pieces: bytes, trailer: bytes = b"") -> bytes:
     """A chunked body of ``pieces`` and its last chunk."""
     return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\n" + trailer + b"\r\n"
-
-
-def iter_pieces(data: bytes, size: int) -> Iterator[bytes]:
-    for i in range(0, len(data), size):
-        yield data[i : i + size]
