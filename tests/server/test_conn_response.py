@@ -566,3 +566,55 @@ def test_a_slow_steady_reader_is_not_cut(
     assert log_lines(logs)[-1] == (
         "Client did not read the response in time; closing the connection"
     )
+
+
+def _writer_app(size: int) -> Any:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        write = start_response("200 OK", [("Content-Length", str(size))])
+        write(b"w" * size)  # blocks this thread until the socket took it
+        return []
+
+    return app
+
+
+def test_write_callable_blocks_until_a_slow_client_took_it(drive: Any) -> None:
+    size = 1 << 20
+    drv = drive(_writer_app(size), sndbuf=16384)
+    received: list[bytes] = []
+
+    def client(sock: Any) -> None:
+        received.append(recv_response(sock, size))
+
+    drv.send(get())
+    drv.client_thread(client)
+    assert drv.run() == PARK
+    drv.join_clients()
+    (resp,) = split_responses(received[0])
+    assert resp.body == b"w" * size
+
+
+def recv_response(sock: Any, size: int) -> bytes:
+    """The client reads a head and a ``size``-byte body (a timeout per read)."""
+    sock.settimeout(5.0)
+    data = b""
+    while b"\r\n\r\n" not in data or len(data) - data.index(b"\r\n\r\n") - 4 < size:
+        chunk = sock.recv(65536)
+        assert chunk, data[:200]
+        data += chunk
+    return data
+
+
+def test_write_callable_to_a_client_not_reading_is_cut_at_send_timeout(
+    drive: Any, logs: LogCapture
+) -> None:
+    """A real wait of send_timeout (0.2 s): write() blocks the application's
+    thread, the client takes nothing, the connection is dropped with a line."""
+    drv = drive(_writer_app(1 << 20), sndbuf=16384, send_timeout=0.2)
+    drv.send(get())
+    assert drv.run() == CLOSE
+    lines = log_lines(logs)
+    assert lines[0] == '"GET / HTTP/1.1" 200 -'
+    assert lines[1] == (
+        "Client disconnected while sending the response: timed out sending the response"
+    )
+    assert len(lines) == 2
