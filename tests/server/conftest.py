@@ -1,5 +1,6 @@
-"""Fixtures for the server tests: both parser implementations, servers in a
-thread on loopback, raw-socket clients, captured log records.
+"""Fixtures for the server tests: both parser implementations, one connection
+over a socket pair (``drive``), servers in a thread on loopback (``serve``),
+captured log records.
 
 Every test here runs twice (``c`` / ``py``): the autouse ``server_parser``
 fixture points the connection layer's parser names (``RequestParser``,
@@ -15,6 +16,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from conn_driver import Driver
 from server_helpers import LogCapture, Running
 
 import fastserve._body
@@ -70,6 +72,22 @@ def serve() -> Iterator[Callable[..., Running]]:
     yield start
     for r in running:
         r.stop()
+
+
+@pytest.fixture
+def drive() -> Iterator[Callable[..., Driver]]:
+    """``drive(app, threaded=True, handler=None, sndbuf=None, **limits)`` ->
+    :class:`conn_driver.Driver`: one connection over a socket pair, no listener."""
+    drivers: list[Driver] = []
+
+    def start(app: Any, **kwargs: Any) -> Driver:
+        driver = Driver(app, **kwargs)
+        drivers.append(driver)
+        return driver
+
+    yield start
+    for driver in drivers:
+        driver.close()
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ level, ``msg`` template, ``args``, message text and caller.
 The reference is always werkzeug's function, run on the same handler
 instance with the same clock; every test runs for both parser
 implementations (the autouse ``server_parser`` fixture), which matters for the
-tests that go through a server.
+tests that go through a connection (``conn_driver``, no listener).
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from typing import Any
 from unittest import mock
 
 import pytest
+from conn_driver import split_responses
 from hypothesis import assume, given
 from hypothesis import strategies as st
-from server_helpers import LogCapture, Reader, hello_app
+from server_helpers import LogCapture, hello_app
 from werkzeug import serving as wz_serving
 from werkzeug.urls import uri_to_iri
 
@@ -349,20 +350,18 @@ def status_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     return [body]
 
 
-def test_through_the_server(serve: Any, logs: LogCapture) -> None:
-    srv = serve(status_app)
-    with srv.connect() as s:
-        reader = Reader(s)
-        for target, code in SERVER_TARGETS:
-            method = "POST" if code == 201 else "GET"
-            s.sendall(
-                f"{method} {target} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".encode()
-            )
-            assert reader.response().status == code
-    with srv.connect() as s:  # refused: werkzeug's path, with the request line
-        s.sendall(b"GET /bad\x01 HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert Reader(s).response().status == 400
-    logs.wait_for("/bad")
+def test_through_the_server(drive: Any, logs: LogCapture) -> None:
+    drv = drive(status_app)
+    for target, code in SERVER_TARGETS:
+        method = "POST" if code == 201 else "GET"
+        raw = f"{method} {target} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".encode()
+        (resp,) = split_responses(drv.exchange(raw))
+        assert resp.status == code
+    # refused: werkzeug's path, with the request line
+    (resp,) = split_responses(
+        drive(status_app).exchange(b"GET /bad\x01 HTTP/1.1\r\nHost: x\r\n\r\n")
+    )
+    assert resp.status == 400
     access = [r for r in logs.records if r.args and len(r.args) == 3]
     assert len(access) == len(SERVER_TARGETS) + 1
     for record, (target, code) in zip(access, SERVER_TARGETS + [("", 400)], strict=True):
@@ -388,12 +387,12 @@ def test_through_the_server(serve: Any, logs: LogCapture) -> None:
         assert record_dict(record) == record_dict(capture.records[0])
 
 
-def test_hello_through_the_server_is_one_plain_line(serve: Any, logs: LogCapture) -> None:
-    srv = serve(hello_app)
-    with srv.connect() as s:
-        s.sendall(b"GET /hello?name=x HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert Reader(s).response().status == 200
-    message = logs.wait_for("/hello")
+def test_hello_through_the_server_is_one_plain_line(drive: Any, logs: LogCapture) -> None:
+    (resp,) = split_responses(
+        drive(hello_app).exchange(b"GET /hello?name=x HTTP/1.1\r\nHost: x\r\n\r\n")
+    )
+    assert resp.status == 200
+    (message,) = logs.messages
     assert re.fullmatch(
         r"127\.0\.0\.1 - - \[\d\d/[A-Z][a-z]{2}/\d{4} \d\d:\d\d:\d\d\] "
         r'"GET /hello\?name=x HTTP/1\.1" 200 -',

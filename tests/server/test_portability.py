@@ -3,8 +3,9 @@
 Windows has no ``MSG_DONTWAIT`` and no ``select.poll`` (nor epoll): the server
 then uses the ``selectors`` poller and a zero-timeout ``select()`` before each
 read that must not block. These tests switch those features off on Linux and
-check that keep-alive, pipelining and slow request bodies still work - and that
-a thread never blocks in ``recv`` waiting for a next request.
+check that keep-alive still works through the engine's selectors poller - and
+that a thread never blocks in ``recv`` waiting for a next request. Pipelining,
+bodies and drains on the connection alone: ``test_conn_portability.py``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import fastserve._reporting
 import fastserve._transport
 import fastserve.connection
 import fastserve.server
+
+pytestmark = pytest.mark.live
 
 
 @pytest.fixture(autouse=True)
@@ -43,25 +46,3 @@ def test_keep_alive_with_pauses_between_requests(serve: Any) -> None:
             # sits in a blocking recv() on the idle connection
             other.sendall(f"GET /other{i} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
             assert other_reader.response().body == b"hello /other%d" % i
-
-
-def test_pipelined_requests(serve: Any) -> None:
-    srv = serve(hello_app)
-    with srv.connect() as s:
-        s.sendall(b"".join(f"GET /{i} HTTP/1.1\r\nHost: x\r\n\r\n".encode() for i in range(4)))
-        reader = Reader(s)
-        assert [reader.response().body for _ in range(4)] == [b"hello /%d" % i for i in range(4)]
-
-
-def test_slow_request_body(serve: Any) -> None:
-    def echo(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        body = environ["wsgi.input"].read()
-        start_response("200 OK", [("Content-Length", str(len(body)))])
-        return [body]
-
-    srv = serve(echo)
-    with srv.connect() as s:
-        s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello")
-        time.sleep(0.1)
-        s.sendall(b"world")
-        assert Reader(s).response().body == b"helloworld"

@@ -11,6 +11,7 @@ import pytest
 from fastserve._sendqueue import queued_bytes
 
 
+@pytest.mark.live  # a TCP pair: what SIOCOUTQ reports is TCP's unacknowledged bytes
 @pytest.mark.skipif(
     not sys.platform.startswith(("linux", "darwin")), reason="no send-queue query on this platform"
 )

@@ -23,12 +23,13 @@ max_threads              at the cap ready requests wait their turn; the poller
 ==============  =======  ===========================================================
 
 Times are asserted as generous ranges (a busy two-core machine), never exact;
-every wait polls for its condition under a deadline.
+every wait polls for its condition under a deadline. These run a real server
+(its engine, threads and clock); the same deadlines on one connection, checked
+at chosen clock values without a listener, are in ``test_conn_*.py``.
 """
 
 from __future__ import annotations
 
-import re
 import select
 import socket
 import threading
@@ -37,20 +38,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from server_helpers import LogCapture, Reader, recv_all
-from werkzeug.exceptions import ClientDisconnected
-from werkzeug.wrappers import Request
+from server_helpers import Reader, recv_all
 
-from fastserve.connection import WSGIRequestHandler
-
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.live]
 
 PIECE = 64 * 1024
 
+
 #: werkzeug's access line: ``... "GET /path HTTP/1.1" 200 -`` (maybe ANSI-styled)
-_ACCESS = re.compile(r'"[A-Z]+ \S* HTTP/\d\.\d" \d{3} ')
-
-
 def _wait_until(predicate: Callable[[], bool], timeout: float, step: float = 0.02) -> bool:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -58,19 +53,6 @@ def _wait_until(predicate: Callable[[], bool], timeout: float, step: float = 0.0
             return False
         time.sleep(step)
     return True
-
-
-def _other_lines(logs: LogCapture) -> list[str]:
-    """Logged messages that are not access lines (with any traceback text)."""
-    lines = []
-    for record in list(logs.records):
-        text = record.getMessage()
-        if _ACCESS.search(text):
-            continue
-        if record.exc_info and record.exc_info[1] is not None:
-            text += f"\n{type(record.exc_info[1]).__name__}: {record.exc_info[1]}"
-        lines.append(text)
-    return lines
 
 
 def _nodelay(sock: socket.socket) -> socket.socket:
@@ -217,102 +199,6 @@ def test_steady_body_slower_than_body_timeout_is_served(serve: Any, preread_limi
     assert lengths == [3000]
 
 
-@pytest.mark.parametrize("reader", ["wsgi.input", "Request.get_data"])
-def test_trickled_large_body_raises_client_disconnected_in_the_app(
-    serve: Any, logs: LogCapture, reader: str
-) -> None:
-    """A body above preread_limit reaches the app; when it misses its deadline the
-    app's read raises ClientDisconnected (a subclass of it: a deadline)."""
-    caught: list[tuple[BaseException, float]] = []
-
-    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        start = time.monotonic()
-        try:
-            if reader == "wsgi.input":
-                environ["wsgi.input"].read()
-            else:
-                Request(environ).get_data()
-        except BaseException as e:
-            caught.append((e, time.monotonic() - start))
-            raise
-        start_response("200 OK", [("Content-Length", "2")])
-        return [b"ok"]
-
-    srv = serve(app, body_timeout=1.0, body_min_rate=500)
-    with _nodelay(srv.connect(timeout=10)) as s:
-        s.sendall(_post_head("/large", 200_000) + b"c" * 100)
-        # 100 bytes/s: the deadline 1 s + received / 500 is met after ~1.5 s
-        _trickle_until_answered(s, b"c" * 10, interval=0.1, timeout=15)
-    assert len(caught) == 1, caught
-    error, elapsed = caught[0]
-    assert isinstance(error, ClientDisconnected), repr(error)
-    if reader == "wsgi.input":
-        assert type(error) is not ClientDisconnected, "a deadline is a subclass"
-    assert 0.8 <= elapsed <= 8.0
-    assert "Error on request" not in logs.text()
-
-
-@pytest.mark.parametrize("shape", ["large-body", "expect-continue"])
-def test_body_ending_early_raises_client_disconnected_in_the_app(
-    serve: Any, logs: LogCapture, shape: str
-) -> None:
-    """The client half-closes before Content-Length: the app's read raises
-    ClientDisconnected at once (not at some timeout)."""
-    caught: list[tuple[BaseException, float]] = []
-
-    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        start = time.monotonic()
-        try:
-            environ["wsgi.input"].read()
-        except BaseException as e:
-            caught.append((e, time.monotonic() - start))
-            raise
-        start_response("200 OK", [("Content-Length", "2")])
-        return [b"ok"]
-
-    srv = serve(app)  # default body_timeout (20 s): only the half-close can end this early
-    with _nodelay(srv.connect(timeout=10)) as s:
-        if shape == "large-body":
-            s.sendall(_post_head("/short", 200_000) + b"d" * 1000)
-        else:
-            s.sendall(_post_head("/short", 100, "Expect: 100-continue"))
-            interim = b""
-            while not interim.endswith(b"\r\n\r\n"):
-                chunk = s.recv(1)
-                assert chunk, interim
-                interim += chunk
-            assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
-            s.sendall(b"d" * 10)
-        s.shutdown(socket.SHUT_WR)
-        recv_all(s, timeout=10)
-    assert len(caught) == 1, caught
-    error, elapsed = caught[0]
-    assert isinstance(error, ClientDisconnected), repr(error)
-    assert elapsed < 5.0
-    assert "Error on request" not in logs.text()
-
-
-def test_drain_of_unread_body_is_one_deadline(serve: Any) -> None:
-    """The app ignores a 500 kB body the client keeps trickling in (each piece well
-    within drain_timeout of the last): the drain still ends ~drain_timeout after
-    it began, and the connection closes."""
-
-    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        start_response("200 OK", [("Content-Length", "2")])
-        return [b"ok"]
-
-    srv = serve(app, drain_timeout=1.0)
-    with _nodelay(srv.connect(timeout=10)) as s:
-        s.sendall(_post_head("/ignored", 500_000) + b"e" * 1000)
-        reader = Reader(s, timeout=10)
-        assert reader.response().body == b"ok"
-        answered = time.monotonic()
-        # 2 kB/s: the whole body would take four minutes
-        rest, closed = _trickle_until_answered(s, b"e" * 100, interval=0.05, timeout=15)
-    assert rest == b""
-    assert closed - answered <= 6.0
-
-
 # -- responses to clients that read slowly or not at all --------------------------------
 
 
@@ -444,77 +330,3 @@ def test_thread_cap_queues_requests_and_the_poller_keeps_working(serve: Any) -> 
         release.set()
         for s in [idle, partial, *busy, *queued]:
             s.close()
-
-
-# -- application mistakes ---------------------------------------------------------------
-
-
-@pytest.mark.parametrize("returns", ["list", "generator"])
-@pytest.mark.parametrize(
-    ("sent", "received"),
-    [(b"12345", b"12345"), (b"x" * 20, b"x" * 10)],
-    ids=["too-short", "too-long"],
-)
-def test_content_length_mismatch_closes_promptly_with_one_log_line(
-    serve: Any, logs: LogCapture, returns: str, sent: bytes, received: bytes
-) -> None:
-    """The app declares Content-Length: 10: the client gets what fits, then a close
-    (not a wait for keep_alive_timeout); one log line says what went wrong."""
-
-    def app(environ: dict[str, Any], start_response: Any) -> Any:
-        start_response("200 OK", [("Content-Length", "10")])
-        if environ["PATH_INFO"] == "/ok":
-            return [b"0123456789"]
-        if returns == "list":
-            return [sent]
-        return iter([sent])
-
-    srv = serve(app)
-    with srv.connect(timeout=10) as s:
-        start = time.monotonic()
-        s.sendall(b"GET /mismatch HTTP/1.1\r\nHost: x\r\n\r\n")
-        data = recv_all(s, timeout=10)
-        elapsed = time.monotonic() - start
-    head, _, body = data.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 200 ")
-    assert body == received
-    assert elapsed < 3.0
-    if returns == "list" and len(sent) < 10:
-        assert b"\r\nConnection: close" in head
-    assert _wait_until(lambda: len(_other_lines(logs)) >= 1, 5), logs.messages
-    with srv.connect(timeout=10) as s:  # a later request, so late extra lines show up
-        s.sendall(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert Reader(s, timeout=10).response().body == b"0123456789"
-    assert _wait_until(lambda: sum("/ok" in m for m in logs.messages) >= 1, 5)
-    assert len(_other_lines(logs)) == 1, _other_lines(logs)
-
-
-def test_raising_log_request_is_logged_once_and_the_response_arrives(
-    serve: Any, logs: LogCapture
-) -> None:
-    class Handler(WSGIRequestHandler):
-        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-            if self.path == "/boom":
-                raise RuntimeError("log_request exploded")
-            super().log_request(code, size)
-
-    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        body = environ["PATH_INFO"].encode()
-        start_response("200 OK", [("Content-Length", str(len(body)))])
-        return [body]
-
-    srv = serve(app, handler=Handler)
-    with srv.connect(timeout=10) as s:
-        s.sendall(b"GET /boom HTTP/1.1\r\nHost: x\r\n\r\n")
-        response = Reader(s, timeout=10).response()
-    assert (response.status, response.body) == (200, b"/boom")
-
-    def mentions() -> list[str]:
-        return [line for line in _other_lines(logs) if "log_request exploded" in line]
-
-    assert _wait_until(lambda: len(mentions()) >= 1, 5), logs.messages
-    with srv.connect(timeout=10) as s:
-        s.sendall(b"GET /after HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert Reader(s, timeout=10).response().body == b"/after"
-    assert _wait_until(lambda: sum("/after" in m for m in logs.messages) >= 1, 5)
-    assert len(mentions()) == 1, _other_lines(logs)
