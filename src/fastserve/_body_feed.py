@@ -48,7 +48,7 @@ class BodyFeeding(Reporting):
             extra = reader.feed(data)
         except HTTPParseError as e:
             self._stop_feeding()
-            return self._refuse(e.status, e.reason) if preread else CLOSE
+            return self._refuse(e.status, e.reason, True) if preread else CLOSE
         if extra:
             self.buf = self.buf + extra if self.buf else extra
         self.body_received += len(data) - len(extra)

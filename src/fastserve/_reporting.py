@@ -56,7 +56,7 @@ class Reporting(Transport):
             reason = "request head not complete in time"
         else:
             return
-        self._log_refusal(408, reason[0].upper() + reason[1:])
+        self._log_refusal(408, reason[0].upper() + reason[1:], self.preread)
         response = error_response(self.status_version, 408, reason, self.server_line)
         try:
             if self.is_tls:  # no MSG_DONTWAIT on TLS sockets: a short bound instead
@@ -67,21 +67,29 @@ class Reporting(Transport):
         except (OSError, ValueError):
             pass
 
-    def _refuse(self, status: int, reason: str) -> int:
-        """Answer a request that is refused before the application sees it."""
-        self._log_refusal(status, reason)
+    def _refuse(self, status: int, reason: str, after_head: bool = False) -> int:
+        """Answer a request that is refused before the application sees it
+        (``after_head``: its head was parsed, its body is refused)."""
+        self._log_refusal(status, reason, after_head)
         try:
             self.send(error_response(self.status_version, status, reason, self.server_line))
         except OSError:
             return CLOSE
         return LINGER
 
-    def _log_refusal(self, status: int, reason: str) -> None:
+    def _log_refusal(self, status: int, reason: str, after_head: bool = False) -> None:
+        """The error and access lines of a refusal, werkzeug's way: from the
+        request line (the parsed request's when ``after_head``, else the first
+        line of what was received)."""
         handler = self.handler
-        buf = self.buf
-        end = buf.find(b"\n")
-        line = buf[: end if end >= 0 else min(len(buf), 8190)]
-        handler.requestline = line.decode("latin-1").rstrip("\r\n")
+        if after_head:  # the buffer holds what follows the head by now
+            parser = self.parser
+            line = f"{parser.method} {parser.environ.get('RAW_URI', '')} {parser.version}"
+        else:
+            buf = self.buf
+            end = buf.find(b"\n")
+            line = buf[: end if end >= 0 else min(len(buf), 8190)].decode("latin-1")
+        handler.requestline = line.rstrip("\r\n")
         for name in ("path", "command", "request_version"):
             handler.__dict__.pop(name, None)
         handler.environ = None
@@ -138,7 +146,7 @@ class Reporting(Transport):
         exchange: Any = self.exchange
         if not exchange.head_sent:
             if isinstance(error, HTTPParseError):
-                self._log_refusal(error.status, error.reason)
+                self._log_refusal(error.status, error.reason, True)
                 try:
                     self.send(
                         error_response(

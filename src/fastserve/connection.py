@@ -358,13 +358,13 @@ class HTTPConnection(BodyFeeding):
             try:
                 reader: Any = ChunkedReader(self, buf[n:], settings.max_content_length)
             except HTTPParseError as e:
-                return self._refuse(e.status, e.reason)
+                return self._refuse(e.status, e.reason, True)
             small = len(buf) - n < settings.preread_limit
         else:
             limit = settings.max_content_length
             if limit is not None and length > limit:
                 self.buf = b""
-                return self._refuse(413, BodyTooLargeError.default_reason)
+                return self._refuse(413, BodyTooLargeError.default_reason, True)
             end = n + length
             reader = ContentLengthReader(self, buf[n:end], length)
             self.buf = buf[end:]

@@ -452,11 +452,6 @@ REFUSED_AFTER_THE_HEAD = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a refusal after the head was parsed logs the request line from"
-    " conn.buf, which no longer holds it: the access line says '\"\" 413 -'",
-)
 @pytest.mark.parametrize(("limits", "raw"), REFUSED_AFTER_THE_HEAD)
 def test_refusal_after_the_head_logs_its_request_line(
     drive: Any, logs: LogCapture, limits: dict[str, Any], raw: bytes | None
