@@ -31,6 +31,7 @@ class Reporting(Transport):
     __slots__ = ()
 
     handler: Any
+    parser: Any
     env: dict[str, Any] | None
     exchange: Exchange | None
     status_version: bytes
