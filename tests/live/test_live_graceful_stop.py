@@ -285,8 +285,9 @@ def test_prefork_workers_drain(start: Any, group: bool) -> None:
 def test_signal_stops_server_with_open_connections(
     start_server: Callable[..., LiveServer], signum: signal.Signals
 ) -> None:
-    """Ctrl+C / SIGTERM stop the server even with parked connections and a request in flight."""
-    server = start_server("echo")
+    """Ctrl+C / SIGTERM stop the server even with parked connections and a request in flight
+    (one that would hold its thread for 30 s: ``shutdown_timeout`` cuts it after 1 s)."""
+    server = start_server("echo", server_attrs={"shutdown_timeout": 1.0})
     idle = server.connect()
     in_flight = server.raw_socket()
     try:
@@ -297,7 +298,7 @@ def test_signal_stops_server_with_open_connections(
             lambda: {"method": "GET", "path": "/block"} in server.calls(), "/block in the app"
         )
         server.proc.send_signal(signum)
-        returncode = server.proc.wait(timeout=20)
+        returncode = server.proc.wait(timeout=15)
     finally:
         idle.close()
         in_flight.close()
