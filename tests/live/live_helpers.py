@@ -7,20 +7,31 @@ Kept out of ``conftest.py`` so test modules can import them by a unique module n
 from __future__ import annotations
 
 import http.client
+import itertools
 import json
 import os
 import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import ephemeral_port_reserve
 
 SERVE = Path(__file__).with_name("serve_live.py")
+
+#: module -> parser name it imported; patched to the implementation under test in-process
+PARSER_NAMES = {
+    "fastserve.connection": "RequestParser",
+    "fastserve._body": "ChunkedDecoder",
+    "fastserve._response": "serialize_response_head",
+}
 READY_TIMEOUT = 30.0
+_serial = itertools.count()
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
@@ -70,7 +81,8 @@ class LiveServer:
         self.scheme = "https" if self.tls else "http"
         url_host = f"[{host}]" if ":" in host and not self.unix_path else host
         self.url = f"{self.scheme}://{url_host}:{self.port}"
-        self.log_path = workdir / f"{app}-{impl}-{self.port}.log"
+        # unique: unix-socket servers all have port 0
+        self.log_path = workdir / f"{app}-{impl}-{self.port}-{next(_serial)}.log"
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         if impl == "py":
             env["FASTSERVE_NO_EXTENSIONS"] = "1"
@@ -116,16 +128,27 @@ class LiveServer:
         """The current end of the log, for ``log(since=...)`` (module-scoped servers are shared)."""
         return self.log_path.stat().st_size
 
-    def wait_for_log(self, *texts: str, timeout: float = 10) -> str:
-        """The log once it contains every one of ``texts`` (some lines follow the response)."""
+    def wait_for_log(self, *texts: str, since: int = 0, timeout: float = 20) -> str:
+        """The log (from ``since``, a :meth:`log_mark`) once it contains every one of
+        ``texts``: some lines are written after the client has its response. Fails after
+        ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         while True:
-            log = self.log()
-            if all(t in log for t in texts) or time.monotonic() > deadline:
+            log = self.log(since)
+            if all(t in log for t in texts):
                 return log
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not logged within {timeout} s: {texts!r}\n{log}")
             time.sleep(0.05)
 
+    def final_log(self, since: int = 0) -> str:
+        """Stop the server and return its log (from ``since``): nothing is written after
+        this, so an absence (no traceback) holds for everything the server did."""
+        self.stop()
+        return self.log(since)
+
     def stop(self) -> None:
+        """SIGTERM (a graceful stop), then SIGKILL if it is still running after 10 s."""
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -170,6 +193,10 @@ class LiveServer:
         result: list[dict[str, Any]] = self.json("/calls")
         return result
 
+    def wait_closed(self, path: str, timeout: float = 20) -> None:
+        """Wait until the ``echo`` app's response iterable for ``path`` has been closed."""
+        wait_until(lambda: path in self.json("/closed"), f"{path}'s iterable closed", timeout)
+
     def raw_socket(self, timeout: float = 10) -> socket.socket:
         """A connected plain socket (TCP or unix) to the server."""
         if self.unix_path:
@@ -178,6 +205,22 @@ class LiveServer:
             sock.connect(self.unix_path)
             return sock
         return socket.create_connection((self.host, self.port), timeout=timeout)
+
+
+def serve_in_thread(server: Any) -> threading.Thread:
+    """``server.serve_forever()`` in a new thread of the test process."""
+    t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
+    t.start()
+    return t
+
+
+def wait_until(condition: Callable[[], object], what: str, timeout: float = 20.0) -> None:
+    """Poll ``condition`` until it is true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached within {timeout} s: {what}")
+        time.sleep(0.02)
 
 
 def recv_until_closed(sock: socket.socket, limit: int = 16 * 1024 * 1024) -> bytes:

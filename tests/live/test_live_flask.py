@@ -1,4 +1,8 @@
-"""A Flask app served by ``fastserve.run_simple``: routes, JSON, forms, streaming, errors, 413."""
+"""A Flask app served by ``fastserve.run_simple``: routes, JSON, forms, streaming, aborts,
+``request.data`` of a chunked upload, ``send_file`` with ranges and conditional requests.
+
+(Its 500 page and log: ``test_live_errors.py``; its 413 for too large a body:
+``test_live_request_bodies.py``.)"""
 
 from __future__ import annotations
 
@@ -9,16 +13,14 @@ from collections.abc import Callable
 
 import pytest
 import requests
-from live_helpers import LiveServer, recv_until_closed
+from live_helpers import LiveServer
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(120)]
 
-LIMIT = 64 * 1024  # the app's MAX_CONTENT_LENGTH
-
 
 @pytest.fixture(scope="module")
-def flask_server(start_server: Callable[..., LiveServer]) -> LiveServer:
-    return start_server("flask")
+def flask_server(server_on: Callable[..., LiveServer]) -> LiveServer:
+    return server_on("flask")
 
 
 def test_index(flask_server: LiveServer) -> None:
@@ -63,17 +65,6 @@ def test_abort_status(flask_server: LiveServer) -> None:
     assert requests.get(f"{flask_server.url}/teapot", timeout=10).status_code == 418
 
 
-def test_view_error_is_500_page(flask_server: LiveServer) -> None:
-    with requests.Session() as session:
-        response = session.get(f"{flask_server.url}/error", timeout=10)
-        assert response.status_code == 500
-        assert "<h1>Internal Server Error</h1>" in response.text
-        assert session.get(f"{flask_server.url}/", timeout=10).status_code == 200
-    log = flask_server.wait_for_log("Exception on /error [GET]", "RuntimeError: boom")
-    assert "Exception on /error [GET]" in log
-    assert "RuntimeError: boom from a Flask view" in log
-
-
 def test_chunked_upload_request_data(flask_server: LiveServer) -> None:
     """``request.data`` sees the whole body of a chunked upload."""
     pieces = [os.urandom(10_000) for _ in range(5)]
@@ -86,33 +77,6 @@ def test_chunked_upload_request_data(flask_server: LiveServer) -> None:
         conn.close()
     assert response.status == 200
     assert data == {"length": 50_000, "sha256": hashlib.sha256(b"".join(pieces)).hexdigest()}
-
-
-@pytest.mark.parametrize(
-    "size", [LIMIT + 1, 512 * 1024, 8 * 1024 * 1024], ids=["just-over", "512KiB", "8MiB"]
-)
-def test_413_is_read_not_reset(flask_server: LiveServer, size: int) -> None:
-    """Flask refuses the body without reading it; the client still reads the 413."""
-    with requests.Session() as session:
-        response = session.post(f"{flask_server.url}/data", data=b"x" * size, timeout=30)
-        assert response.status_code == 413
-        assert "Request Entity Too Large" in response.text
-        assert session.get(f"{flask_server.url}/", timeout=10).text == "Hello from Flask"
-
-
-def test_413_raw_client_sends_everything_first(flask_server: LiveServer) -> None:
-    """A client that writes the whole body before reading gets the 413, then an orderly close
-    or a usable connection - never a reset."""
-    body = b"y" * (2 * 1024 * 1024)
-    with flask_server.raw_socket(timeout=30) as sock:
-        sock.sendall(b"POST /data HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(body))
-        sock.sendall(body)
-        sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-        response = recv_until_closed(sock)
-    assert response.startswith(b"HTTP/1.1 413 REQUEST ENTITY TOO LARGE\r\n")
-    head_lines = response.partition(b"\r\n\r\n")[0].split(b"\r\n")
-    if b"Connection: close" not in head_lines:
-        assert response.endswith(b"Hello from Flask")
 
 
 FILE = bytes(range(256)) * 4096

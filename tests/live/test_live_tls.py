@@ -1,8 +1,12 @@
-"""TLS clients against fastserve: ad-hoc and dev certificates, keep-alive, wrong protocol."""
+"""TLS: ad-hoc and dev certificates, pipelining and large bodies over TLS, and the wrong
+protocol on either port. (Keep-alive over TLS, with each client, is in
+``test_live_keep_alive.py``; websockets over TLS in ``test_live_websocket.py``.)"""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import socket
 import ssl
 import threading
@@ -10,7 +14,7 @@ from collections.abc import Callable
 
 import pytest
 import requests
-from live_helpers import LiveServer
+from live_helpers import LiveServer, insecure_client_context, read_response
 
 from fastserve._tls import make_ssl_devcert
 
@@ -18,8 +22,8 @@ pytestmark = [pytest.mark.live, pytest.mark.timeout(120)]
 
 
 @pytest.fixture(scope="module")
-def adhoc(start_server: Callable[..., LiveServer]) -> LiveServer:
-    return start_server("echo", ssl_context="adhoc")
+def adhoc(server_on: Callable[..., LiveServer]) -> LiveServer:
+    return server_on(ssl_context="adhoc")
 
 
 @pytest.fixture(scope="module")
@@ -28,35 +32,8 @@ def devcert(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def devcert_server(start_server: Callable[..., LiveServer], devcert: tuple[str, str]) -> LiveServer:
-    return start_server("echo", ssl_context=list(devcert))
-
-
-def test_adhoc_https(adhoc: LiveServer) -> None:
-    conn = adhoc.connect()
-    try:
-        ports = set()
-        for i in range(3):
-            conn.request("GET", f"/tls/{i}")
-            response = conn.getresponse()
-            data = json.loads(response.read())
-            assert data["scheme"] == "https" and data["path"] == f"/tls/{i}"
-            ports.add(data["remote_port"])
-        cert = conn.sock.getpeercert(binary_form=True)  # type: ignore[union-attr]
-    finally:
-        conn.close()
-    assert len(ports) == 1  # keep-alive over TLS
-    assert cert
-
-
-@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
-def test_adhoc_requests_session(adhoc: LiveServer) -> None:
-    with requests.Session() as session:
-        # verify per request: REQUESTS_CA_BUNDLE in the environment overrides session.verify
-        first = session.post(f"{adhoc.url}/a", data=b"x" * 100_000, verify=False, timeout=10).json()
-        second = session.get(f"{adhoc.url}/b", verify=False, timeout=10).json()
-    assert first["body_length"] == 100_000
-    assert first["remote_port"] == second["remote_port"]
+def devcert_server(server_on: Callable[..., LiveServer], devcert: tuple[str, str]) -> LiveServer:
+    return server_on(ssl_context=list(devcert))
 
 
 def test_devcert_verified_by_client(devcert_server: LiveServer, devcert: tuple[str, str]) -> None:
@@ -80,18 +57,62 @@ def test_devcert_with_requests(devcert_server: LiveServer, devcert: tuple[str, s
     assert response.json()["scheme"] == "https"
 
 
-def test_plain_http_on_tls_port(adhoc: LiveServer) -> None:
-    """Plain HTTP to the TLS port gets nowhere, logs no traceback, and the server keeps serving."""
-    mark = adhoc.log_mark()
-    with adhoc.raw_socket() as sock:
+def test_tls_pipelining_and_large_bodies(adhoc: LiveServer) -> None:
+    upload = os.urandom(3 * 1024 * 1024)
+    ctx = insecure_client_context()
+    with socket.create_connection((adhoc.host, adhoc.port), timeout=20) as raw:
+        with ctx.wrap_socket(raw) as tls:
+            assert tls.getpeercert(binary_form=True)  # the ad-hoc certificate
+            tls.sendall(
+                b"GET /tls-a HTTP/1.1\r\nHost: t\r\n\r\nGET /big HTTP/1.1\r\nHost: t\r\n\r\n"
+                b"POST /tls-up HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n"
+                % len(upload)
+                + upload
+            )
+            buf = bytearray()
+            first = json.loads(read_response(tls, buf)[2])  # type: ignore[arg-type]
+            big = read_response(tls, buf)[2]  # type: ignore[arg-type]
+            up = json.loads(read_response(tls, buf)[2])  # type: ignore[arg-type]
+    assert first["path"] == "/tls-a" and first["scheme"] == "https"
+    assert big == b"x" * (4 * 1024 * 1024)
+    assert up["body_sha256"] == hashlib.sha256(upload).hexdigest()
+
+
+def test_failed_handshakes_are_dropped_without_a_traceback(
+    start_server: Callable[..., LiveServer],
+) -> None:
+    """A client that refuses the certificate, and plain HTTP sent to the TLS port: each
+    connection is dropped (silently, as werkzeug does) and the server keeps serving. The
+    server logs nothing for them, so the whole log is read once the server has stopped."""
+    server = start_server("echo", ssl_context="adhoc")
+    ctx = ssl.create_default_context()  # verifies: the self-signed certificate is refused
+    with socket.create_connection((server.host, server.port), timeout=10) as raw:
+        with pytest.raises(ssl.SSLCertVerificationError):
+            ctx.wrap_socket(raw, server_hostname="localhost")
+    assert server.json("/after-failed-handshake")["scheme"] == "https"
+    with server.raw_socket() as sock:
         sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
         try:
             reply = sock.recv(65536)
         except ConnectionResetError:
             reply = b""
     assert not reply.startswith(b"HTTP/1.1 200")
-    assert adhoc.json("/after-plain")["scheme"] == "https"
-    assert "Traceback" not in adhoc.log(since=mark)
+    assert server.json("/after-plain")["scheme"] == "https"
+    assert "Traceback" not in server.final_log()
+
+
+def test_tls_client_on_plain_port(server_on: Callable[..., LiveServer]) -> None:
+    """An HTTPS client talking to the plain port fails its handshake: its ClientHello is
+    refused as a malformed request (400), logged as such, without a traceback."""
+    server = server_on()
+    mark = server.log_mark()
+    ctx = ssl.create_default_context()
+    with server.raw_socket() as sock:
+        with pytest.raises(ssl.SSLError):
+            ctx.wrap_socket(sock, server_hostname="localhost")
+    log = server.wait_for_log("code 400, message", '" 400 -', since=mark)
+    assert "Traceback" not in log
+    assert server.json("/after-tls")["path"] == "/after-tls"
 
 
 def test_silent_client_does_not_block_others(adhoc: LiveServer) -> None:
