@@ -70,7 +70,7 @@ def extensions() -> list:
     ext = Extension(
         "fastserve._parser",
         ["src/fastserve/_parser.pyx"],
-        depends=["src/fastserve/_scan.h"],
+        depends=["src/fastserve/_scan.h", "src/fastserve/_fastpath.pxi"],
         define_macros=macros,
     )
     print("*** fastserve: Accelerated build")

@@ -9,7 +9,14 @@ from typing import Any, TypeAlias, final
 
 _Buffer: TypeAlias = bytes | bytearray | memoryview
 
-__all__ = ["RequestParser", "ChunkedDecoder", "serialize_response_head"]
+__all__ = [
+    "RequestParser",
+    "ChunkedDecoder",
+    "serialize_response_head",
+    "FastPath",
+    "configure_fast_path",
+    "fast_path_for",
+]
 
 @final
 class RequestParser:
@@ -162,3 +169,47 @@ def serialize_response_head(
         or an invalid Content-Length (not 1*DIGIT after OWS, or over 63 bits).
     :raises TypeError: a status, name or value that is not ``str``.
     """
+
+@final
+class FastPath:
+    """``HTTPConnection._process`` compiled, for one plain connection (``_fastpath.pxi``).
+
+    Serves a request without a body whose application returns a list of bytes
+    under 64 KiB, or an iterable whose one piece is its whole declared
+    ``Content-Length``, with a status that carries a body; hands every other request,
+    at the point where it differs, to the Python code of
+    :mod:`fastserve.connection` and :mod:`fastserve._response`, which defines
+    the behaviour.
+
+    :param conn: the connection (an ``HTTPConnection`` parsing with this
+        module's :class:`RequestParser`); its per-connection values are read once.
+    """
+
+    def __init__(self, conn: Any) -> None: ...
+    def __call__(self, conn: Any, buf: _Buffer) -> int:
+        """Serve the requests in ``buf``; the connection's state (PARK, CLOSE, ...)."""
+
+def configure_fast_path(
+    *,
+    exchange: Any,
+    empty_input: Any,
+    date_line: Any,
+    queued_bytes: Any,
+    wz_internal: Any,
+    monotonic: Any,
+    parse_error: Any,
+    states: tuple[int, int, int, int, int],
+    framing_length: int,
+    flag_close: int,
+    flag_te: int,
+    join_limit: int,
+    whole_limit: int,
+    msg_dontwait: int,
+    chain: Any,
+) -> None:
+    """Wire :class:`FastPath` to the Python modules it is the twin of (called once
+    by :mod:`fastserve.connection`): their classes, functions and constants."""
+
+def fast_path_for(conn: Any) -> FastPath | None:
+    """The :class:`FastPath` of a plain connection, or None when it cannot have one
+    (no ``MSG_DONTWAIT``, or the connection parses with the pure-Python twin)."""

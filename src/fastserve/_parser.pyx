@@ -88,7 +88,10 @@ from fastserve.errors import (
     UnsupportedVersionError,
 )
 
-__all__ = ["RequestParser", "ChunkedDecoder", "serialize_response_head"]
+__all__ = [
+    "RequestParser", "ChunkedDecoder", "serialize_response_head", "FastPath", "configure_fast_path",
+    "fast_path_for",
+]
 
 
 cdef extern from "Python.h":
@@ -1613,12 +1616,18 @@ cdef object _response_field(object item, object name, object value, int* flags):
 
 
 cdef bytes _response_head(const Buffer* vb, const unsigned char* sp, Py_ssize_t slen,
-                          const Buffer* pb, list parts):
-    """``version SP status CRLF preamble`` then ``name ": " value CRLF`` for each
-    (name, value) in ``parts`` (checked latin-1 strs), in one allocation."""
-    cdef Py_ssize_t total = vb.n + 1 + slen + 2 + pb.n, i, nlen, vlen
+                          const Buffer* pre, int npre, list parts,
+                          const Buffer* post, int npost):
+    """``version SP status CRLF``, the ``pre`` pieces, then ``name ": " value CRLF`` for each
+    (name, value) in ``parts`` (checked latin-1 strs), then the ``post`` pieces, in one
+    allocation."""
+    cdef Py_ssize_t total = vb.n + 1 + slen + 2, i, nlen, vlen
     cdef bytes out
     cdef unsigned char* w
+    for i in range(npre):
+        total += pre[i].n
+    for i in range(npost):
+        total += post[i].n
     for i in range(0, len(parts), 2):
         total += PyUnicode_GET_LENGTH(parts[i]) + 2 + PyUnicode_GET_LENGTH(parts[i + 1]) + 2
     out = PyBytes_FromStringAndSize(NULL, total)
@@ -1632,8 +1641,9 @@ cdef bytes _response_head(const Buffer* vb, const unsigned char* sp, Py_ssize_t 
     w[0] = b"\r"
     w[1] = b"\n"
     w += 2
-    memcpy(w, pb.p, pb.n)
-    w += pb.n
+    for i in range(npre):
+        memcpy(w, pre[i].p, pre[i].n)
+        w += pre[i].n
     for i in range(0, len(parts), 2):
         name = parts[i]
         value = parts[i + 1]
@@ -1649,7 +1659,41 @@ cdef bytes _response_head(const Buffer* vb, const unsigned char* sp, Py_ssize_t 
         w[0] = b"\r"
         w[1] = b"\n"
         w += 2
+    for i in range(npost):
+        memcpy(w, post[i].p, post[i].n)
+        w += post[i].n
     return out
+
+
+cdef int _status_code(str status, const unsigned char** sp, Py_ssize_t* slen) except -1:
+    """Check the application's status (RFC 9112 §4: status-line = HTTP-version SP
+    status-code SP [ reason-phrase ]); its code, and its latin-1 data in ``sp``."""
+    cdef const unsigned char* p = _latin1_data(status, slen, "status")
+    cdef Py_ssize_t n = slen[0]
+    cdef int code
+    if (n < 3 or not (b"0" <= p[0] <= b"9" and b"0" <= p[1] <= b"9" and b"0" <= p[2] <= b"9")
+            or (n > 3 and p[3] != b" ") or _has_ctl_split(p, n)):
+        raise ValueError(f"invalid status {status!r}")
+    code = (p[0] - 48) * 100 + (p[1] - 48) * 10 + (p[2] - 48)
+    if code < 100:
+        raise ValueError(f"invalid status code {status!r}")
+    sp[0] = p
+    return code
+
+
+cdef list _head_fields(list items, int* flags, long long* content_length):
+    """Check the application's headers: ``[name, value, ...]`` for
+    :func:`_response_head`, what the server must know in ``flags`` and the last
+    ``Content-Length`` in ``content_length`` (left alone when there is none)."""
+    cdef list parts = []
+    for item in items:
+        name, value = item
+        length = _response_field(item, name, value, flags)
+        if length is not None:
+            content_length[0] = length
+        parts.append(name)
+        parts.append(value)
+    return parts
 
 
 def serialize_response_head(version, str status not None, headers, preamble):
@@ -1657,35 +1701,23 @@ def serialize_response_head(version, str status not None, headers, preamble):
     cdef const unsigned char* sp
     cdef Py_ssize_t slen
     cdef int code, flags = 0
-    cdef object content_length = -1, length
+    cdef long long content_length = -1
     cdef list items = headers if type(headers) is list else list(headers)
-    cdef list parts = []
+    cdef list parts
     cdef bytes out
 
-    # RFC 9112 §4: status-line = HTTP-version SP status-code SP [ reason-phrase ]
-    sp = _latin1_data(status, &slen, "status")
-    if (slen < 3 or not (b"0" <= sp[0] <= b"9" and b"0" <= sp[1] <= b"9" and b"0" <= sp[2] <= b"9")
-            or (slen > 3 and sp[3] != b" ") or _has_ctl_split(sp, slen)):
-        raise ValueError(f"invalid status {status!r}")
-    code = (sp[0] - 48) * 100 + (sp[1] - 48) * 10 + (sp[2] - 48)
-    if code < 100:
-        raise ValueError(f"invalid status code {status!r}")
-
-    for item in items:
-        name, value = item
-        length = _response_field(item, name, value, &flags)
-        if length is not None:
-            content_length = length
-        parts.append(name)
-        parts.append(value)
-
+    code = _status_code(status, &sp, &slen)
+    parts = _head_fields(items, &flags, &content_length)
     _acquire(version, &vb)
     try:
         _acquire(preamble, &pb)
         try:
-            out = _response_head(&vb, sp, slen, &pb, parts)
+            out = _response_head(&vb, sp, slen, &pb, 1, parts, NULL, 0)
         finally:
             _release(&pb)
     finally:
         _release(&vb)
     return out, code, content_length, flags
+
+
+include "_fastpath.pxi"

@@ -53,6 +53,9 @@ _LENGTH = 1
 _CHUNKED = 2
 _CLOSE = 3
 
+#: a whole body (a list response) up to this size goes out in one send with its head
+WHOLE_LIMIT = 65536
+
 _date_second = 0
 _date_bytes = b""
 
@@ -294,7 +297,7 @@ class Exchange:
             self.left = 0
         elif framing == _CHUNKED:
             body = b"%x\r\n%s\r\n0\r\n\r\n" % (size, body)
-        if size < 65536:
+        if size < WHOLE_LIMIT:
             conn.push(head + body)
         else:
             conn.push(head)

@@ -57,6 +57,7 @@ module (the request cycle). Timeouts and limits come from the engine's
 
 from __future__ import annotations
 
+import itertools
 import socket
 import sys
 import time
@@ -68,13 +69,14 @@ from typing import Any
 from werkzeug import serving as _wz_serving
 from werkzeug.exceptions import ClientDisconnected
 
-from . import _logging
+from . import _logging, _response
 from ._body import EMPTY_INPUT, ChunkedReader, ContentLengthReader
 from ._body_feed import BodyFeeding
 from ._contracts import ConnectionServer
 from ._environ import connection_environ
 from ._handler import WSGIRequestHandler, handler_traits
 from ._response import Exchange
+from ._sendqueue import queued_bytes
 from ._settings import Settings
 from ._tls import connection_dropped_errors
 from ._transport import (
@@ -87,8 +89,9 @@ from ._transport import (
     WRITE,
     _TakenOver,
 )
+from ._werkzeug_private import internal as _wz_internal
 from .errors import BodyTooLargeError, HTTPParseError
-from .parser import RequestParser
+from .parser import PARSER_IMPL, RequestParser
 
 __all__ = [
     "CLOSE",
@@ -148,6 +151,7 @@ class HTTPConnection(BodyFeeding):
         "exchange",
         "resp_iter",
         "resp_result",
+        "fast",
     )
 
     def __init__(
@@ -215,6 +219,8 @@ class HTTPConnection(BodyFeeding):
         #: the application's iterator (and iterable, for close()) while a response waits
         self.resp_iter: Any = None
         self.resp_result: Any = None
+        #: the compiled twin of :meth:`_process` (``_fastpath.pxi``), or None
+        self.fast: Any = None
         if not self.compat:
             self._new_handler(cls, server, sock, addr)
 
@@ -246,6 +252,8 @@ class HTTPConnection(BodyFeeding):
         if not self.tls_pending:
             self.base_env = connection_environ(handler, server, sock)
             self.parser.set_base(self.base_env)
+            if _fast_path_for is not None and not self.custom_environ:
+                self.fast = _fast_path_for(self)
 
     def _start_tls(self) -> bool:
         """The TLS handshake (bounded by ``request_head_timeout``); False on failure."""
@@ -317,6 +325,9 @@ class HTTPConnection(BodyFeeding):
     def _process(self, buf: bytes) -> int:
         """Parse and serve the requests in ``buf`` until one waits or the
         buffer holds no complete head."""
+        fast = self.fast
+        if fast is not None:
+            return fast(self, buf)  # type: ignore[no-any-return]
         parser = self.parser
         while True:
             try:
@@ -459,7 +470,11 @@ class HTTPConnection(BodyFeeding):
 
     def _start_app(self) -> int:
         exchange: Any = self.exchange
-        result = self.server.app(self.env, exchange.start_response)
+        return self._answer(self.server.app(self.env, exchange.start_response))
+
+    def _answer(self, result: Any) -> int:
+        """Send what the application returned (the fast path's fallback too)."""
+        exchange: Any = self.exchange
         if type(result) is list:  # nothing to close
             if exchange.head_sent:  # the application used write()
                 for data in result:
@@ -603,3 +618,28 @@ def _list_size(pieces: list[Any]) -> int:
             return -1
         total += len(piece)
     return total
+
+
+# The compiled request cycle (``_fastpath.pxi``), wired to this module and _response.py.
+_fast_path_for: Callable[[HTTPConnection], Any] | None = None
+if PARSER_IMPL == "c":  # pragma: no cover - depends on the build
+    from . import _parser
+
+    _fast_path_for = _parser.fast_path_for
+    _parser.configure_fast_path(
+        exchange=Exchange,
+        empty_input=EMPTY_INPUT,
+        date_line=_response.date_line,
+        queued_bytes=queued_bytes,
+        wz_internal=_wz_internal,
+        monotonic=time.monotonic,
+        parse_error=HTTPParseError,
+        states=(PARK, CLOSE, LINGER, GONE, WRITE),
+        framing_length=_response._LENGTH,
+        flag_close=_response._FLAG_CLOSE,
+        flag_te=_response._FLAG_TE,
+        join_limit=JOIN_LIMIT,
+        whole_limit=_response.WHOLE_LIMIT,
+        msg_dontwait=_MSG_DONTWAIT,
+        chain=itertools.chain,
+    )

@@ -1,0 +1,501 @@
+# --- the keep-alive fast path: connection.py's request cycle, compiled ----------------------
+#
+# Included at the end of _parser.pyx (it reads the parser's C fields). ``FastPath`` is the
+# compiled twin of ``HTTPConnection._process`` for a plain (not TLS, not compatibility)
+# connection whose handler does not override ``make_environ``. It serves, without a Python
+# frame, the common request: a complete head without a body and without Upgrade, an
+# application that returns a list of bytes (or one bytes object) totalling less than
+# 64 KiB, a status that carries a body (not 1xx, 204, 304, not HEAD), no Transfer-Encoding
+# and a Content-Length (if the application set one) that matches the body. Every other
+# request, and every request at the first surprise, goes to the Python code that defines
+# the behaviour, at the point where the surprise happened:
+#
+# - a body, Upgrade:                  HTTPConnection._serve(n), as _process would
+# - anything unusual once the application returned (a non-list result, write(), a HEAD,
+#   a mismatching Content-Length, a bad header...): the Python Exchange is built with the
+#   state so far and HTTPConnection._answer(result) runs under _guarded(), exactly as
+#   _start_app would after the application call (nothing was sent or logged yet)
+# - the application raised, a send failed: _guarded() gets the exception
+# - a response the socket did not take whole: the rest waits in ``conn.out`` (WRITE), with
+#   the Python Exchange in ``conn.exchange`` for on_writable()
+#
+# The decisions it makes itself are those of Exchange._commit and send_whole for that case
+# (RFC 9112 §6.3 framing: Content-Length, the application's or the server's; RFC 9112 §9.3
+# and §9.6 persistence: "Connection: close" when the connection will close, "Connection:
+# keep-alive" to an HTTP/1.0 client that asked for it). The constants come from
+# connection.py and _response.py through configure_fast_path(), never spelled twice here;
+# tests/server/test_fast_path.py runs the same scenarios with and without this class and
+# compares the bytes on the wire, the connection's state and the log lines.
+
+from libc.stdio cimport snprintf
+
+
+cdef extern from "<time.h>":
+    ctypedef long time_t
+    time_t time(time_t* t) nogil
+
+
+# set by configure_fast_path() (fastserve.connection, at import)
+cdef bint _fp_ready = False
+cdef int S_PARK = 0
+cdef int S_CLOSE = 1
+cdef int S_LINGER = 2
+cdef int S_GONE = 3
+cdef int S_WRITE = 4
+cdef int FR_LENGTH = 1
+cdef int FLAG_CLOSE = 1
+cdef int FLAG_TE = 2
+cdef Py_ssize_t FP_JOIN_LIMIT = 0
+cdef Py_ssize_t FP_WHOLE_LIMIT = 0
+cdef int FP_MSG_DONTWAIT = 0
+cdef object _fp_exchange = None
+cdef object _fp_empty_input = None
+cdef object _fp_date_line = None
+cdef object _fp_queued_bytes = None
+cdef object _fp_wz_internal = None
+cdef object _fp_monotonic = None
+cdef object _fp_parse_error = None
+cdef object _fp_chain = None
+
+cdef time_t _fp_date_second = -1
+cdef bytes _fp_date = b""
+
+cdef str K_WSGI_ERRORS = "wsgi.errors"
+cdef str K_WSGI_INPUT = "wsgi.input"
+cdef str K_HTTP_UPGRADE = "HTTP_UPGRADE"
+cdef str S_HEAD = "HEAD"
+
+
+def configure_fast_path(*, exchange, empty_input, date_line, queued_bytes, wz_internal,
+                        monotonic, parse_error, states, framing_length, flag_close, flag_te,
+                        join_limit, whole_limit, msg_dontwait, chain):
+    """Wire :class:`FastPath` to the Python modules it is the twin of (called once by
+    :mod:`fastserve.connection`): their classes, functions and constants."""
+    global _fp_ready, S_PARK, S_CLOSE, S_LINGER, S_GONE, S_WRITE, FR_LENGTH, FLAG_CLOSE
+    global FLAG_TE, FP_JOIN_LIMIT, FP_WHOLE_LIMIT, FP_MSG_DONTWAIT, _fp_exchange
+    global _fp_empty_input, _fp_date_line, _fp_queued_bytes, _fp_wz_internal, _fp_monotonic
+    global _fp_parse_error, _fp_chain
+    S_PARK, S_CLOSE, S_LINGER, S_GONE, S_WRITE = states
+    FR_LENGTH = framing_length
+    FLAG_CLOSE = flag_close
+    FLAG_TE = flag_te
+    FP_JOIN_LIMIT = join_limit
+    FP_WHOLE_LIMIT = whole_limit
+    FP_MSG_DONTWAIT = msg_dontwait
+    _fp_exchange = exchange
+    _fp_empty_input = empty_input
+    _fp_date_line = date_line
+    _fp_queued_bytes = queued_bytes
+    _fp_wz_internal = wz_internal
+    _fp_monotonic = monotonic
+    _fp_parse_error = parse_error
+    _fp_chain = chain
+    _fp_ready = msg_dontwait != 0
+
+
+cdef inline bytes _fp_date_bytes():
+    """_response.date_line(), asked again only when the second changed."""
+    global _fp_date_second, _fp_date
+    cdef time_t now = time(NULL)
+    if now != _fp_date_second:
+        _fp_date = _fp_date_line()
+        _fp_date_second = now
+    return _fp_date
+
+
+@cython.final
+@cython.freelist(4)
+cdef class _StartResponse:
+    """PEP 3333 ``start_response`` of a request on the fast path: stores the status and
+    headers. The first ``write()``, or any call once the request left the fast path, goes
+    to the Python :class:`~fastserve._response.Exchange` that replaces it."""
+
+    cdef object conn
+    cdef object status
+    cdef object headers
+    cdef object delegate        # the Python Exchange, once the request left the fast path
+    cdef bint head_only
+    cdef bint chunk_ok
+    cdef bint keep
+    cdef bint http10_keep_alive
+    cdef int code
+
+    def __call__(self, status, headers, exc_info=None):
+        if self.delegate is not None:
+            return self.delegate.start_response(status, headers, exc_info)
+        if exc_info:
+            exc_info = None  # nothing was sent yet: the head is replaced (PEP 3333)
+        elif self.status is not None:
+            raise AssertionError("Headers already set")
+        self.status = status
+        self.headers = headers
+        return self.write
+
+    def write(self, data):
+        """PEP 3333 ``write``: the request leaves the fast path."""
+        if self.delegate is None:
+            self._exchange()
+        return self.delegate.write(data)
+
+    cdef object _exchange(self):
+        """The Python Exchange with this request's state, in ``conn.exchange``."""
+        cdef object ex = _fp_exchange(
+            self.conn, self.head_only, self.chunk_ok, self.keep, self.http10_keep_alive
+        )
+        ex.status = self.status
+        ex.headers = self.headers
+        self.conn.exchange = ex
+        self.delegate = ex
+        return ex
+
+
+@cython.final
+cdef class _Step:
+    """A step for ``HTTPConnection._guarded``: raise what the fast path caught, or answer
+    the application's result the Python way."""
+
+    cdef object conn
+    cdef object result
+    cdef object error
+
+    def __call__(self):
+        if self.error is not None:
+            raise self.error
+        return self.conn._answer(self.result)
+
+
+cdef int _fp_guarded(object conn, object result, object error) except? -1:
+    cdef _Step step = _Step.__new__(_Step)
+    step.conn = conn
+    step.result = result
+    step.error = error
+    return conn._guarded(step)
+
+
+@cython.final
+@cython.auto_pickle(False)
+cdef class FastPath:
+    """``HTTPConnection._process`` for one plain connection (see the comment above)."""
+
+    cdef RequestParser parser
+    cdef bytes status_version
+    cdef bytes server_line
+    cdef bint proto11
+    cdef bint log_checked
+    cdef object server
+    cdef object sys_module
+
+    def __init__(self, conn):
+        self.parser = conn.parser
+        self.status_version = conn.status_version
+        self.server_line = conn.server_line
+        self.proto11 = conn.proto11
+        self.log_checked = conn.log_checked
+        self.server = conn.server
+        self.sys_module = sys
+
+    def __call__(self, conn, buf):
+        return self._process(conn, buf)
+
+    cdef int _process(self, object conn, object buf) except? -1:
+        cdef RequestParser parser = self.parser
+        cdef Buffer b
+        cdef Py_ssize_t n = 0
+        cdef int state
+        cdef object error = None
+        while True:
+            _acquire(buf, &b)
+            try:
+                n = parser._parse(b.p, b.n)
+            except _fp_parse_error as e:
+                error = e
+            finally:
+                _release(&b)
+            if error is not None:
+                conn.buf = buf
+                return conn._refuse(error.status, error.reason)
+            if n == 0:
+                conn.buf = buf
+                if not conn.head_started:
+                    conn.head_started = _fp_monotonic()
+                return S_PARK
+            conn.head_started = 0.0
+            if parser.content_length != 0 or K_HTTP_UPGRADE in parser.environ:
+                conn.buf = buf
+                state = conn._serve(n)
+            else:
+                conn.buf = buf[n:] if n < len(buf) else b""
+                state = self._request(conn)
+            if state != S_PARK or conn.waiting:
+                return state
+            buf = conn.buf
+            if not buf:
+                return S_PARK
+
+    cdef int _request(self, object conn) except? -1:
+        """``_run(EMPTY_INPUT)`` and ``_start_app`` for a request without a body."""
+        cdef RequestParser parser = self.parser
+        cdef dict env = parser.environ
+        cdef object server = self.server
+        cdef bint req11 = parser.version is S_HTTP11
+        cdef bint keep
+        cdef object result, error = None
+        cdef _StartResponse sr
+        # the parser's environ holds the connection's entries already (set_base)
+        env[K_WSGI_ERRORS] = self.sys_module.stderr
+        conn.expect = False
+        env[K_WSGI_INPUT] = _fp_empty_input
+        conn.reader = _fp_empty_input
+        conn.env = env
+        # an Upgrade request never gets here (it may take the socket over)
+        keep = self.proto11 and parser.keep_alive and not server._closing
+        sr = _StartResponse.__new__(_StartResponse)
+        sr.conn = conn
+        sr.head_only = parser.method == S_HEAD
+        sr.chunk_ok = self.proto11 and req11
+        sr.keep = keep
+        sr.http10_keep_alive = keep and not req11
+        conn.send_failed = False
+        try:
+            result = server.app(env, sr)
+        except BaseException as e:
+            error = e
+        if error is not None:
+            if sr.delegate is None:
+                sr._exchange()
+            return _fp_guarded(conn, None, error)
+        return self._respond(conn, sr, result)
+
+    cdef int _respond(self, object conn, _StartResponse sr, object result) except? -1:
+        """``_start_app`` after the application returned: ``send_whole`` for a list body,
+        ``_pump`` for an iterable, then ``_after_response``; else the Python path."""
+        cdef object body, piece
+        cdef Py_ssize_t count, i, total
+        cdef int state
+        if sr.delegate is not None or sr.head_only or type(sr.status) is not str:
+            return self._fall_back(conn, sr, result)
+        if type(result) is not list:
+            return self._iterable(conn, sr, result)
+        count = len(<list>result)
+        if count == 1:
+            body = (<list>result)[0]
+            if type(body) is not bytes:
+                return self._fall_back(conn, sr, result)
+        else:
+            total = 0
+            for i in range(count):
+                piece = (<list>result)[i]
+                if type(piece) is not bytes:
+                    return self._fall_back(conn, sr, result)
+                total += PyBytes_GET_SIZE(piece)
+            if total > FP_JOIN_LIMIT:
+                return self._fall_back(conn, sr, result)
+            body = b"".join(<list>result)
+        if PyBytes_GET_SIZE(body) >= FP_WHOLE_LIMIT:
+            return self._fall_back(conn, sr, result)
+        state = self._send(conn, sr, body, True)
+        if state == -2:  # not for the fast path: nothing was sent or logged
+            return self._fall_back(conn, sr, result)
+        if state >= 0:
+            return state
+        return self._after_response(conn, sr)
+
+    cdef int _iterable(self, object conn, _StartResponse sr, object result) except? -1:
+        """``_pump`` for an iterable whose one piece is the whole declared Content-Length
+        (what Flask returns); at the first difference the Python ``_pump`` goes on with
+        the iterator where this left it."""
+        cdef object it, piece, close, error = None
+        cdef int state
+        conn.resp_result = result
+        try:
+            it = iter(result)
+            conn.resp_iter = it
+            piece = next(it)
+        except StopIteration:
+            return self._pump_on(conn, sr, None, False)  # an empty body: Python
+        except BaseException as e:
+            error = e
+        if error is not None:
+            if sr.delegate is None:
+                sr._exchange()
+            return _fp_guarded(conn, None, error)
+        if type(piece) is not bytes or PyBytes_GET_SIZE(piece) >= FP_WHOLE_LIMIT:
+            return self._pump_on(conn, sr, piece, False)
+        state = self._send(conn, sr, piece, False)
+        if state == -2:  # not for the fast path: Python encodes this piece itself
+            return self._pump_on(conn, sr, piece, False)
+        if state >= 0:
+            return state  # WRITE (_pump resumes from resp_iter), or a send error
+        # the whole declared body went out; the iterator should end now
+        try:
+            piece = next(it)
+        except StopIteration:
+            piece = None
+        except BaseException as e:
+            error = e
+        if error is not None:
+            self._committed(conn, sr)
+            return _fp_guarded(conn, None, error)
+        if piece is not None:
+            return self._pump_on(conn, sr, piece, True)
+        # encode_end() is empty (all Content-Length bytes sent); then close() (PEP 3333)
+        conn.resp_iter = None
+        conn.resp_result = None
+        try:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        except BaseException as e:
+            error = e
+        if error is not None:
+            self._committed(conn, sr)
+            return _fp_guarded(conn, None, error)
+        return self._after_response(conn, sr)
+
+    cdef int _pump_on(self, object conn, _StartResponse sr, object piece,
+                      bint committed) except? -1:
+        """Hand an iterable response to ``_pump``, ``piece`` (pulled, not yet encoded)
+        first."""
+        if committed:
+            self._committed(conn, sr)
+        elif sr.delegate is None:
+            sr._exchange()
+        if piece is not None:
+            conn.resp_iter = _fp_chain((piece,), conn.resp_iter)
+        return conn._guarded(conn._pump)
+
+    cdef int _send(self, object conn, _StartResponse sr, bytes body, bint whole) except? -1:
+        """``Exchange._commit`` and ``push`` of the head with ``body``, the whole body
+        (``whole``: a list) or the first piece of an iterable, which must then be all of
+        the declared Content-Length. -2: not for the fast path (nothing sent or logged);
+        -1: sent; else the connection's state (WRITE, or what a send error made it)."""
+        cdef object status = sr.status, headers, out, sock, now, error = None
+        cdef list items, parts
+        cdef Py_ssize_t size = PyBytes_GET_SIZE(body), sent
+        cdef int code, flags = 0
+        cdef long long content_length = -1
+        cdef const unsigned char* sp
+        cdef Py_ssize_t slen
+        cdef bint keep
+        cdef char extra[96]
+        cdef int extra_n = 0
+        cdef Buffer vb
+        cdef Buffer pre[2]
+        cdef Buffer post[2]
+        cdef bytes date, data
+
+        date = _fp_date_bytes()
+        headers = sr.headers
+        try:
+            items = headers if type(headers) is list else list(headers)
+            code = _status_code(<str>status, &sp, &slen)
+            parts = _head_fields(items, &flags, &content_length)
+        except Exception:
+            return -2  # the Python path raises the same error, from the same check
+        # RFC 9110 §6.4.1: 1xx, 204 and 304 carry no body; RFC 9112 §6.3: Transfer-Encoding
+        # set by the application frames the body itself; a Content-Length that does not
+        # match the body is logged and closes the connection: all in Python
+        if code < 200 or code == 204 or code == 304 or flags & FLAG_TE:
+            return -2
+        if content_length >= 0:
+            if content_length != size:
+                return -2
+        elif whole:
+            # RFC 9112 §6.3: the whole body is known, the server frames it
+            extra_n = snprintf(extra, 40, b"Content-Length: %zd\r\n", size)
+        else:
+            return -2  # chunked or close-delimited: Python
+        if size == 0 and not whole:
+            return -2  # an empty piece is not the head's moment
+        keep = sr.keep and not flags & FLAG_CLOSE and not self.server._closing
+        if not keep:
+            # RFC 9112 §9.6: a sender that closes says so
+            if not flags & FLAG_CLOSE:
+                memcpy(extra + extra_n, b"Connection: close\r\n", 19)
+                extra_n += 19
+        elif sr.http10_keep_alive:
+            # RFC 9112 §9.3: an HTTP/1.0 client keeps the connection only when told
+            memcpy(extra + extra_n, b"Connection: keep-alive\r\n", 24)
+            extra_n += 24
+        extra[extra_n] = b"\r"
+        extra[extra_n + 1] = b"\n"
+        extra_n += 2
+        sr.code = code
+        sr.keep = keep
+        # the access line, when the status is known (werkzeug logs it then)
+        if not self.log_checked or _fp_wz_internal._logger.isEnabledFor(20):
+            conn._bind_handler()
+            conn._call_hook("log_request", code)
+        vb.p = <const unsigned char*>PyBytes_AS_STRING(self.status_version)
+        vb.n = PyBytes_GET_SIZE(self.status_version)
+        pre[0].p = <const unsigned char*>PyBytes_AS_STRING(self.server_line)
+        pre[0].n = PyBytes_GET_SIZE(self.server_line)
+        pre[1].p = <const unsigned char*>PyBytes_AS_STRING(date)
+        pre[1].n = PyBytes_GET_SIZE(date)
+        post[0].p = <const unsigned char*>extra
+        post[0].n = extra_n
+        post[1].p = <const unsigned char*>PyBytes_AS_STRING(body)
+        post[1].n = size
+        data = _response_head(&vb, sp, slen, pre, 2, parts, post, 2)
+
+        # HTTPConnection.push(data)
+        out = conn.out
+        if out:
+            out.append(data)
+        else:
+            sock = conn.sock
+            try:
+                sent = sock.send(data, FP_MSG_DONTWAIT)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                try:
+                    conn.send_failure()  # re-raises, or raises _TakenOver
+                except BaseException as e:
+                    error = e
+            if error is not None:
+                self._committed(conn, sr)
+                return _fp_guarded(conn, None, error)
+            if sent < PyBytes_GET_SIZE(data):
+                out.append(memoryview(data)[sent:])
+                conn.stalled_since = now = _fp_monotonic()
+                conn.stalled_sent = 0
+                conn.stalled_queued = _fp_queued_bytes(sock)
+                conn.deadline = now + conn.settings.send_timeout
+        if out:  # _wait_for_socket(): on_writable() goes on in Python
+            self._committed(conn, sr)
+            conn.writing = True
+            conn.waiting = True
+            return S_WRITE
+        return -1
+
+    cdef int _after_response(self, object conn, _StartResponse sr) except? -1:
+        """``_after_response()`` for a request without a body."""
+        if conn.sock.fileno() < 0:
+            return S_GONE  # the application closed the socket it took over
+        if not sr.keep:
+            # half-close when the client pipelined more: no reset for it
+            return S_LINGER if conn.buf else S_CLOSE
+        return S_PARK
+
+    cdef void _committed(self, object conn, _StartResponse sr) except *:
+        """The Python Exchange of a response whose head and whole body were pushed."""
+        cdef object ex = sr._exchange()
+        ex.code = sr.code
+        ex.keep = sr.keep
+        ex.head_sent = True
+        ex.framing = FR_LENGTH
+        ex.left = 0
+
+    cdef int _fall_back(self, object conn, _StartResponse sr, object result) except? -1:
+        if sr.delegate is None:
+            sr._exchange()
+        return _fp_guarded(conn, result, None)
+
+
+def fast_path_for(conn):
+    """The :class:`FastPath` of a plain connection, or None when it cannot have one (no
+    ``MSG_DONTWAIT``, or the connection parses with the pure-Python twin)."""
+    if not _fp_ready or type(conn.parser) is not RequestParser:
+        return None
+    return FastPath(conn)
