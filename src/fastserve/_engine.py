@@ -21,6 +21,16 @@ Deadlines
     connection (``keep_alive_timeout``, counted from the first sweep that saw
     it idle, so the request path reads no clock).
 
+Send batching
+    When a poll reports several ready connections, the compiled fast path
+    may leave each complete keep-alive response in its connection (``DEFER``)
+    and the thread sends them together after the batch (at most
+    ``SEND_BATCH`` at a time): a client that drives many connections is then
+    woken once per batch instead of once per response. A response waits at
+    most for the rest of its batch; if the thread gets stuck in a slow
+    request meanwhile, the monitor's promotion hands the waiting responses to
+    the new leader, which sends them first.
+
 Fairness and limits
     Connections in a poll batch are served before the listening socket is
     accepted from, so a stream of new connections never starves ready
@@ -54,7 +64,7 @@ from ._contracts import EngineServer
 from ._logging import _log
 from ._pollers import READ, WRITE_READY, _Poller
 from ._settings import Settings
-from .connection import CLOSE, GONE, LINGER, PARK, WRITE, HTTPConnection
+from .connection import CLOSE, DEFER, GONE, LINGER, PARK, WRITE, HTTPConnection
 
 __all__ = ["Engine", "Lease"]
 
@@ -67,6 +77,9 @@ except AttributeError:  # pragma: no cover - Windows
 #: deadline of a connection parked idle since the last sweep (set by the next one)
 _IDLE = -1.0
 
+#: most responses a thread holds back for one send batch (see the module docstring)
+SEND_BATCH = 16
+
 
 class Lease:
     """One thread's turn as the leader (the thread that waits in the poller).
@@ -76,7 +89,7 @@ class Lease:
     dispatch for a whole tick.
     """
 
-    __slots__ = ("busy", "dispatches", "conn")
+    __slots__ = ("busy", "dispatches", "conn", "deferred")
 
     def __init__(self) -> None:
         #: inside a dispatch (a request, maybe the application) right now
@@ -85,6 +98,8 @@ class Lease:
         self.dispatches = 0
         #: the connection being served while busy
         self.conn: HTTPConnection | None = None
+        #: connections whose complete response waits for this turn's send batch
+        self.deferred: list[HTTPConnection] = []
 
 
 class Engine(AcceptBackoff):
@@ -168,6 +183,8 @@ class Engine(AcceptBackoff):
         self.serving = 0
         #: ready connections waiting for a thread (all max_serving are busy)
         self.ready: deque[HTTPConnection] = deque()
+        #: deferred responses of a demoted leader, sent by the next one
+        self.orphans: list[HTTPConnection] = []
         self._ready_warned = 0.0
         self._next_sweep = 0.0
         # accept() out of descriptors: the listener rests until this time
@@ -196,7 +213,10 @@ class Engine(AcceptBackoff):
         conns = self.conns
         listen_fd = self.listen_fd
         wake_fd = self.wake_fd
+        deferred = lease.deferred
         while not self.stopping:
+            if self.orphans:
+                self._flush_orphans()
             try:
                 fds = poll(self.poll_interval)
             except (OSError, ValueError):
@@ -208,20 +228,25 @@ class Engine(AcceptBackoff):
                 if self.lease is not lease or self.stopping:
                     return
             accept = False
-            for fd, _ in fds:
-                if fd == listen_fd:
-                    accept = True  # after the ready connections: they go first
-                elif fd == wake_fd:
-                    self._drain_wakeups()
-                else:
-                    conn = conns.get(fd)
-                    if conn is not None:
-                        if self.serving >= self.max_serving:
-                            self._enqueue(conn)
-                        else:
-                            self._dispatch(conn, lease)
-                if self.lease is not lease or self.stopping:
-                    return
+            batch = len(fds) > 1
+            try:
+                for fd, _ in fds:
+                    if fd == listen_fd:
+                        accept = True  # after the ready connections: they go first
+                    elif fd == wake_fd:
+                        self._drain_wakeups()
+                    else:
+                        conn = conns.get(fd)
+                        if conn is not None:
+                            if self.serving >= self.max_serving:
+                                self._enqueue(conn)
+                            else:
+                                self._dispatch(conn, lease, defer=batch)
+                    if self.lease is not lease or self.stopping:
+                        return
+            finally:
+                if deferred:
+                    self._flush(deferred)
             if accept and not self.draining:
                 self._accept(lease)
                 if self.lease is not lease or self.stopping:
@@ -320,7 +345,9 @@ class Engine(AcceptBackoff):
                 " until one is free.",
             )
 
-    def _dispatch(self, conn: HTTPConnection, lease: Lease, first: bool = False) -> None:
+    def _dispatch(
+        self, conn: HTTPConnection, lease: Lease, first: bool = False, defer: bool = False
+    ) -> None:
         if not first:
             lock = self.lock
             lock.acquire()  # cheaper than ``with`` on this per-request path
@@ -329,15 +356,16 @@ class Engine(AcceptBackoff):
                 return
             conn.parked = False
             lock.release()
-        self._serve(conn, lease, first)
+        self._serve(conn, lease, first, defer)
         if self.ready:
             self._serve_ready(lease)
 
-    def _serve(self, conn: HTTPConnection, lease: Lease, first: bool) -> None:
+    def _serve(self, conn: HTTPConnection, lease: Lease, first: bool, defer: bool = False) -> None:
         lease.conn = conn
         lease.dispatches += 1
         lease.busy = True
         self.serving += 1  # only an approximate bound when threads race (GIL)
+        conn.defer = defer
         try:
             if conn.writing:
                 state = conn.on_writable()
@@ -352,7 +380,41 @@ class Engine(AcceptBackoff):
             raise
         self.serving -= 1
         lease.busy = False
+        if state == DEFER:
+            deferred = lease.deferred
+            deferred.append(conn)
+            if len(deferred) >= SEND_BATCH:
+                self._flush(deferred)
+            return
         self._settle(conn, state, first)
+
+    def _flush(self, deferred: list[HTTPConnection]) -> None:
+        """Send the responses of a send batch and settle their connections."""
+        try:
+            for conn in deferred:
+                self._flush_one(conn)
+        except BaseException:
+            with self.lock:  # the next leader sends the rest (flush() skips sent ones)
+                self.orphans.extend(deferred)
+            raise
+        finally:
+            deferred.clear()
+
+    def _flush_one(self, conn: HTTPConnection) -> None:
+        try:
+            state = conn.fast.flush(conn)
+        except BaseException:
+            self._drop(conn)
+            raise
+        if state is not None:  # else another thread sent it (a demoted leader's batch)
+            self._settle(conn, state)
+
+    def _flush_orphans(self) -> None:
+        """Send the responses a demoted leader had deferred."""
+        with self.lock:
+            orphans, self.orphans = self.orphans, []
+        for conn in orphans:
+            self._flush_one(conn)
 
     def _serve_ready(self, lease: Lease) -> None:
         """Serve connections that waited for a thread (this one just finished)."""
@@ -382,6 +444,9 @@ class Engine(AcceptBackoff):
                 self.poller.set(conn.fd, 0)
             except (OSError, ValueError):
                 pass
+        if lease is not None and lease.deferred:
+            # the new leader sends them (the stuck one too, once it is back)
+            self.orphans.extend(lease.deferred)
         self.lease = None
 
     def _settle(self, conn: HTTPConnection, state: int, first: bool = False) -> None:

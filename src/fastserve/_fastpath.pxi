@@ -19,6 +19,15 @@
 # - a response the socket did not take whole: the rest waits in ``conn.out`` (WRITE), with
 #   the Python Exchange in ``conn.exchange`` for on_writable()
 #
+# Send batching: when the engine has more ready connections in the same poll batch it sets
+# ``conn.defer``, and a complete keep-alive response (nothing pipelined behind it, nothing
+# queued before it) is kept in the FastPath (DEFER) until the engine calls flush() after
+# the batch. The responses of a batch then reach the client back to back: a client that
+# drives many connections is woken once per batch rather than once per response, which on
+# loopback (the wake-up runs in the sender's send()) is most of the kernel time a request
+# costs. Anything unusual after a deferral (the iterator goes on or fails, close() fails)
+# sends the response at once first, so the Python path sees what it would have seen.
+#
 # The decisions it makes itself are those of Exchange._commit and send_whole for that case
 # (RFC 9112 §6.3 framing: Content-Length, the application's or the server's; RFC 9112 §9.3
 # and §9.6 persistence: "Connection: close" when the connection will close, "Connection:
@@ -42,6 +51,7 @@ cdef int S_CLOSE = 1
 cdef int S_LINGER = 2
 cdef int S_GONE = 3
 cdef int S_WRITE = 4
+cdef int S_DEFER = 5
 cdef int FR_LENGTH = 1
 cdef int FLAG_CLOSE = 1
 cdef int FLAG_TE = 2
@@ -75,7 +85,7 @@ def configure_fast_path(*, exchange, empty_input, date_line, queued_bytes, wz_in
     global FLAG_TE, FP_JOIN_LIMIT, FP_WHOLE_LIMIT, FP_MSG_DONTWAIT, _fp_exchange
     global _fp_empty_input, _fp_date_line, _fp_queued_bytes, _fp_wz_internal, _fp_monotonic
     global _fp_parse_error, _fp_chain
-    S_PARK, S_CLOSE, S_LINGER, S_GONE, S_WRITE = states
+    S_PARK, S_CLOSE, S_LINGER, S_GONE, S_WRITE, S_DEFER = states
     FR_LENGTH = framing_length
     FLAG_CLOSE = flag_close
     FLAG_TE = flag_te
@@ -164,6 +174,26 @@ cdef class _Step:
         return self.conn._answer(self.result)
 
 
+@cython.final
+cdef class _Raising:
+    """An iterator that raises ``error``: what the application raised after a deferred
+    response, for ``_pump`` once the socket took that response (it was queued)."""
+
+    cdef object error
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        raise self.error
+
+
+cdef _Raising _raising(object error):
+    cdef _Raising it = _Raising.__new__(_Raising)
+    it.error = error
+    return it
+
+
 cdef int _fp_guarded(object conn, object result, object error) except? -1:
     cdef _Step step = _Step.__new__(_Step)
     step.conn = conn
@@ -184,6 +214,8 @@ cdef class FastPath:
     cdef bint log_checked
     cdef object server
     cdef object sys_module
+    cdef bytes pending              # a complete response left to the engine's send batch
+    cdef _StartResponse pending_sr
 
     def __init__(self, conn):
         self.parser = conn.parser
@@ -197,11 +229,23 @@ cdef class FastPath:
     def __call__(self, conn, buf):
         return self._process(conn, buf)
 
+    def flush(self, conn):
+        """Send the response this connection left to the engine's send batch (DEFER):
+        the connection's state then, or None when there is none (sent already)."""
+        cdef _StartResponse sr = self.pending_sr
+        cdef int state
+        if self.pending is None:
+            return None
+        state = self._undefer(conn, None)
+        if state >= 0:
+            return state
+        return self._after_response(conn, sr)
+
     cdef int _process(self, object conn, object buf) except? -1:
         cdef RequestParser parser = self.parser
         cdef Buffer b
         cdef Py_ssize_t n = 0
-        cdef int state
+        cdef int state, sent
         cdef object error = None
         while True:
             _acquire(buf, &b)
@@ -226,6 +270,12 @@ cdef class FastPath:
             else:
                 conn.buf = buf[n:] if n < len(buf) else b""
                 state = self._request(conn)
+                if self.pending is not None:
+                    if state == S_PARK and not conn.waiting:
+                        return S_DEFER
+                    sent = self._undefer(conn, None)  # not kept: it goes out now
+                    if sent >= 0:
+                        state = sent
             if state != S_PARK or conn.waiting:
                 return state
             buf = conn.buf
@@ -326,7 +376,8 @@ cdef class FastPath:
             return self._pump_on(conn, sr, piece, False)
         if state >= 0:
             return state  # WRITE (_pump resumes from resp_iter), or a send error
-        # the whole declared body went out; the iterator should end now
+        # the whole declared body went out (or waits in the send batch); the iterator
+        # should end now
         try:
             piece = next(it)
         except StopIteration:
@@ -334,9 +385,15 @@ cdef class FastPath:
         except BaseException as e:
             error = e
         if error is not None:
+            state = self._undefer(conn, _raising(error))
+            if state >= 0:
+                return state
             self._committed(conn, sr)
             return _fp_guarded(conn, None, error)
         if piece is not None:
+            state = self._undefer(conn, _fp_chain((piece,), it))
+            if state >= 0:
+                return state
             return self._pump_on(conn, sr, piece, True)
         # encode_end() is empty (all Content-Length bytes sent); then close() (PEP 3333)
         conn.resp_iter = None
@@ -348,6 +405,9 @@ cdef class FastPath:
         except BaseException as e:
             error = e
         if error is not None:
+            state = self._undefer(conn, _raising(error))
+            if state >= 0:
+                return state
             self._committed(conn, sr)
             return _fp_guarded(conn, None, error)
         return self._after_response(conn, sr)
@@ -368,10 +428,11 @@ cdef class FastPath:
         """``Exchange._commit`` and ``push`` of the head with ``body``, the whole body
         (``whole``: a list) or the first piece of an iterable, which must then be all of
         the declared Content-Length. -2: not for the fast path (nothing sent or logged);
-        -1: sent; else the connection's state (WRITE, or what a send error made it)."""
-        cdef object status = sr.status, headers, out, sock, now, error = None
+        -1: sent, or kept for the engine's send batch (``conn.defer``); else the
+        connection's state (WRITE, or what a send error made it)."""
+        cdef object status = sr.status, headers
         cdef list items, parts
-        cdef Py_ssize_t size = PyBytes_GET_SIZE(body), sent
+        cdef Py_ssize_t size = PyBytes_GET_SIZE(body)
         cdef int code, flags = 0
         cdef long long content_length = -1
         cdef const unsigned char* sp
@@ -437,8 +498,34 @@ cdef class FastPath:
         post[1].p = <const unsigned char*>PyBytes_AS_STRING(body)
         post[1].n = size
         data = _response_head(&vb, sp, slen, pre, 2, parts, post, 2)
+        if keep and conn.defer and not conn.buf and not conn.out:
+            self.pending = data  # the engine sends it with its batch (flush())
+            self.pending_sr = sr
+            return -1
+        return self._push(conn, sr, data)
 
-        # HTTPConnection.push(data)
+    cdef int _undefer(self, object conn, object resume) except? -1:
+        """Push the deferred response now. -1: there is none, or the socket took it
+        whole; else the connection's state (WRITE: ``resume``, if given, is what
+        ``_pump`` pulls once the socket drained)."""
+        cdef bytes data = self.pending
+        cdef _StartResponse sr = self.pending_sr
+        cdef int state
+        if data is None:
+            return -1
+        self.pending = None
+        self.pending_sr = None
+        state = self._push(conn, sr, data)
+        if state == S_WRITE and resume is not None:
+            conn.resp_iter = resume
+        return state
+
+    cdef int _push(self, object conn, _StartResponse sr, bytes data) except? -1:
+        """``HTTPConnection.push(data)`` of a committed response: -1 when the socket took
+        it whole; else WRITE (the rest waits in ``conn.out``) or what a send error made
+        the connection."""
+        cdef object out, sock, now, error = None
+        cdef Py_ssize_t sent
         out = conn.out
         if out:
             out.append(data)

@@ -187,7 +187,12 @@ class FastPath:
 
     def __init__(self, conn: Any) -> None: ...
     def __call__(self, conn: Any, buf: _Buffer) -> int:
-        """Serve the requests in ``buf``; the connection's state (PARK, CLOSE, ...)."""
+        """Serve the requests in ``buf``; the connection's state (PARK, CLOSE, ...,
+        DEFER when ``conn.defer`` let it keep the last response for the engine's batch)."""
+
+    def flush(self, conn: Any) -> int | None:
+        """Send the response kept for the engine's send batch (DEFER): the
+        connection's state then, or None when there is none (sent already)."""
 
 def configure_fast_path(
     *,
@@ -198,7 +203,7 @@ def configure_fast_path(
     wz_internal: Any,
     monotonic: Any,
     parse_error: Any,
-    states: tuple[int, int, int, int, int],
+    states: tuple[int, int, int, int, int, int],
     framing_length: int,
     flag_close: int,
     flag_te: int,

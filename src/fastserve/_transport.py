@@ -25,7 +25,7 @@ from ._response import CONTINUE
 from ._sendqueue import queued_bytes
 from ._settings import Settings
 
-__all__ = ["CLOSE", "GONE", "LINGER", "PARK", "WRITE", "Transport"]
+__all__ = ["CLOSE", "DEFER", "GONE", "LINGER", "PARK", "WRITE", "Transport"]
 
 
 # what on_readable() tells the engine
@@ -34,6 +34,9 @@ CLOSE = 1  # unregister and close the socket
 LINGER = 2  # half-close, discard input for a while, then close
 GONE = 3  # the application took the socket over: forget it, do not touch it
 WRITE = 4  # a response waits for the socket to drain: poll it for writability
+# the complete response waits in the fast path until the engine flushes its send
+# batch (conn.fast.flush(conn), which returns one of the states above)
+DEFER = 5
 
 _RECV_SIZE = 65536
 # Windows has neither: recv() there is preceded by a zero-timeout select() instead

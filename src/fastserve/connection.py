@@ -83,6 +83,7 @@ from ._transport import (
     _MSG_DONTWAIT,
     _RECV_SIZE,
     CLOSE,
+    DEFER,
     GONE,
     LINGER,
     PARK,
@@ -95,6 +96,7 @@ from .parser import PARSER_IMPL, RequestParser
 
 __all__ = [
     "CLOSE",
+    "DEFER",
     "GONE",
     "HTTPConnection",
     "LINGER",
@@ -152,6 +154,7 @@ class HTTPConnection(BodyFeeding):
         "resp_iter",
         "resp_result",
         "fast",
+        "defer",
     )
 
     def __init__(
@@ -221,6 +224,9 @@ class HTTPConnection(BodyFeeding):
         self.resp_result: Any = None
         #: the compiled twin of :meth:`_process` (``_fastpath.pxi``), or None
         self.fast: Any = None
+        #: set by the engine for one dispatch: the fast path may leave a complete
+        #: response to the engine's send batch (DEFER) instead of sending it now
+        self.defer = False
         if not self.compat:
             self._new_handler(cls, server, sock, addr)
 
@@ -634,7 +640,7 @@ if PARSER_IMPL == "c":  # pragma: no cover - depends on the build
         wz_internal=_wz_internal,
         monotonic=time.monotonic,
         parse_error=HTTPParseError,
-        states=(PARK, CLOSE, LINGER, GONE, WRITE),
+        states=(PARK, CLOSE, LINGER, GONE, WRITE, DEFER),
         framing_length=_response._LENGTH,
         flag_close=_response._FLAG_CLOSE,
         flag_te=_response._FLAG_TE,

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from server_helpers import LogCapture
 
-from fastserve.connection import WRITE, HTTPConnection, WSGIRequestHandler
+from fastserve.connection import DEFER, PARK, WRITE, HTTPConnection, WSGIRequestHandler
 from fastserve.server import make_server
 
 App = Callable[[dict[str, Any], Any], Any]
@@ -294,6 +294,15 @@ def drain(sock: socket.socket) -> bytes:
     return b"".join(chunks)
 
 
+def flushed(conn: HTTPConnection, state: int) -> int:
+    """What the engine does with a DEFER state after its batch: flush() (once)."""
+    if state != DEFER:
+        return state
+    state = conn.fast.flush(conn)
+    assert conn.fast.flush(conn) is None  # sent once
+    return state
+
+
 def run(
     app: App,
     request: bytes,
@@ -305,8 +314,11 @@ def run(
     handler: type | None = None,
     full: bool = False,
     passthrough: bool = False,
+    defer: bool = False,
 ) -> tuple[Any, ...]:
-    """One scenario: what the client received, the states, the connection, the log."""
+    """One scenario: what the client received, the states, the connection, the log.
+    ``defer``: the engine's send batch is open (a response the fast path keeps is
+    sent by ``flush()``, as the engine does after its batch)."""
     server = make_server(
         "127.0.0.1",
         0,
@@ -334,14 +346,14 @@ def run(
                 pass
             ours.setblocking(True)
         states: list[Any] = []
+        conn.defer = defer
         try:
-            states.append(conn._process(request))
+            states.append(flushed(conn, conn._process(request)))
         except Exception as e:  # passthrough_errors
             states.append(repr(e))
         received = drain(client)
         while states[-1] == WRITE:
-            state = conn.on_writable()
-            states.append(state)
+            states.append(flushed(conn, conn.on_writable()))
             received += drain(client)
         assert received[: len(prefill)] == prefill
         received = DATE.sub(b"Date: -\r\n", received[len(prefill) :])
@@ -369,9 +381,14 @@ def run(
 
 
 def compare(
-    capture: LogCapture, server_parser: ModuleType, app: App, request: bytes, **kw: Any
+    capture: LogCapture,
+    server_parser: ModuleType,
+    app: App,
+    request: bytes,
+    defer: bool = False,
+    **kw: Any,
 ) -> None:
-    had_fast, *fast = run(app, request, True, capture, **kw)
+    had_fast, *fast = run(app, request, True, capture, defer=defer, **kw)
     _, *slow = run(app, request, False, capture, **kw)
     if server_parser.__name__.endswith("_py"):
         assert not had_fast  # the twin has no fast path
@@ -380,13 +397,18 @@ def compare(
     assert fast == slow
 
 
+@pytest.mark.parametrize("defer", [False, True], ids=["now", "batched"])
 @pytest.mark.parametrize("request_name", sorted(REQUESTS))
 @pytest.mark.parametrize("app_name", sorted(APPS))
 def test_same_as_python(
-    capture: LogCapture, server_parser: ModuleType, app_name: str, request_name: str
+    capture: LogCapture,
+    server_parser: ModuleType,
+    app_name: str,
+    request_name: str,
+    defer: bool,
 ) -> None:
     logging.getLogger("werkzeug").setLevel(logging.INFO)
-    compare(capture, server_parser, APPS[app_name], REQUESTS[request_name])
+    compare(capture, server_parser, APPS[app_name], REQUESTS[request_name], defer)
 
 
 @pytest.mark.parametrize("request_name", ["get", "pipelined", "1.0 keep-alive", "client close"])
@@ -413,6 +435,9 @@ def test_same_as_python(
         {"full": True},
         {"full": True, "log": False},
         {"passthrough": True},
+        {"defer": True, "closing": True},
+        {"defer": True, "full": True},
+        {"defer": True, "passthrough": True},
     ],
     ids=lambda o: ",".join(f"{k}={getattr(v, '__name__', v)}" for k, v in o.items()),
 )
@@ -452,6 +477,38 @@ def test_fast_path_taken(capture: LogCapture, server_parser: ModuleType) -> None
         assert conn._process(GET) == 0
         assert conn.exchange is None
         assert drain(client).endswith(b"\r\n\r\nhello")
+    finally:
+        ours.close()
+        client.close()
+        server.server_close()
+
+
+@pytest.mark.parametrize("app_name", ["hello", "iterable exact", "closing iterable"])
+def test_send_batch(capture: LogCapture, server_parser: ModuleType, app_name: str) -> None:
+    """With the engine's send batch open, the fast path keeps a complete keep-alive
+    response (DEFER) until flush(); not when more requests are pipelined behind it
+    or the connection closes. The Python path always sends at once."""
+    server = make_server("127.0.0.1", 0, APPS[app_name], threaded=True)
+    ours, client = socket.socketpair()
+    try:
+        conn = HTTPConnection(server, ours, ("127.0.0.1", 40000))
+        conn.defer = True
+        if server_parser.__name__.endswith("_py"):
+            assert conn._process(GET) == PARK
+            assert drain(client).startswith(b"HTTP/1.1 200 OK\r\n")
+            return
+        assert conn._process(GET) == DEFER
+        assert drain(client) == b""
+        assert conn.fast.flush(conn) == PARK
+        first = DATE.sub(b"", drain(client))
+        assert first.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert conn.fast.flush(conn) is None
+        assert conn._process(GET + GET) == DEFER  # the first one went out at once
+        assert DATE.sub(b"", drain(client)) == first
+        assert conn.fast.flush(conn) == PARK
+        assert DATE.sub(b"", drain(client)) == first
+        assert conn._process(REQUESTS["client close"]) == 1  # CLOSE: sent at once
+        assert b"Connection: close\r\n" in drain(client)
     finally:
         ours.close()
         client.close()
