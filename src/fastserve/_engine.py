@@ -65,6 +65,7 @@ from ._logging import _log
 from ._pollers import READ, WRITE_READY, _Poller
 from ._settings import Settings
 from .connection import CLOSE, DEFER, GONE, LINGER, PARK, WRITE, HTTPConnection
+from .parser import PARSER_IMPL
 
 __all__ = ["Engine", "Lease"]
 
@@ -79,6 +80,11 @@ _IDLE = -1.0
 
 #: most responses a thread holds back for one send batch (see the module docstring)
 SEND_BATCH = 16
+
+# the compiled Engine._serve_batch (``_dispatch.pxi``), with the compiled fast path
+_DispatchLoop: Any = None
+if PARSER_IMPL == "c":  # pragma: no cover - depends on the build
+    from ._parser import DispatchLoop as _DispatchLoop
 
 
 class Lease:
@@ -185,6 +191,10 @@ class Engine(AcceptBackoff):
         self.ready: deque[HTTPConnection] = deque()
         #: deferred responses of a demoted leader, sent by the next one
         self.orphans: list[HTTPConnection] = []
+        #: the compiled twin of :meth:`_serve_batch`, when the extension is built
+        self.loop: Any = None
+        if _DispatchLoop is not None:
+            self.loop = _DispatchLoop(self, READ, _IDLE, SEND_BATCH)
         self._ready_warned = 0.0
         self._next_sweep = 0.0
         # accept() out of descriptors: the listener rests until this time
@@ -210,9 +220,7 @@ class Engine(AcceptBackoff):
             with self.lock:
                 lease = self.lease = Lease()
         poll = self.poller.poll
-        conns = self.conns
-        listen_fd = self.listen_fd
-        wake_fd = self.wake_fd
+        serve_batch = self._serve_batch if self.loop is None else self.loop.serve
         deferred = lease.deferred
         while not self.stopping:
             if self.orphans:
@@ -227,27 +235,14 @@ class Engine(AcceptBackoff):
                 self._take_waiting(lease)  # idle for a whole poll interval
                 if self.lease is not lease or self.stopping:
                     return
-            accept = False
-            batch = len(fds) > 1
             try:
-                for fd, _ in fds:
-                    if fd == listen_fd:
-                        accept = True  # after the ready connections: they go first
-                    elif fd == wake_fd:
-                        self._drain_wakeups()
-                    else:
-                        conn = conns.get(fd)
-                        if conn is not None:
-                            if self.serving >= self.max_serving:
-                                self._enqueue(conn)
-                            else:
-                                self._dispatch(conn, lease, defer=batch)
-                    if self.lease is not lease or self.stopping:
-                        return
+                served = serve_batch(fds, lease, len(fds) > 1)
             finally:
                 if deferred:
                     self._flush(deferred)
-            if accept and not self.draining:
+            if served < 0:
+                return
+            if served and not self.draining:
                 self._accept(lease)
                 if self.lease is not lease or self.stopping:
                     return
@@ -270,6 +265,31 @@ class Engine(AcceptBackoff):
                 self.begin_drain(self._drain_request)
             if self.draining and not self.in_flight():
                 self.drained.set()
+
+    def _serve_batch(self, fds: list[tuple[int, int]], lease: Lease, batch: bool) -> int:
+        """Serve a poll batch: 1 when the listener is ready, 0 when not, -1 when
+        this thread is no longer the leader (or the engine stops). ``batch``: the
+        batch has several descriptors (responses may wait for the send batch).
+        Compiled as ``DispatchLoop.serve`` (``_dispatch.pxi``)."""
+        conns = self.conns
+        listen_fd = self.listen_fd
+        wake_fd = self.wake_fd
+        accept = 0
+        for fd, _ in fds:
+            if fd == listen_fd:
+                accept = 1  # after the ready connections: they go first
+            elif fd == wake_fd:
+                self._drain_wakeups()
+            else:
+                conn = conns.get(fd)
+                if conn is not None:
+                    if self.serving >= self.max_serving:
+                        self._enqueue(conn)
+                    else:
+                        self._dispatch(conn, lease, defer=batch)
+            if self.lease is not lease or self.stopping:
+                return -1
+        return accept
 
     def _accept(self, lease: Lease, other: socket.socket | None = None) -> None:
         """Accept and serve new connections, from this engine's listener or ``other``."""
@@ -488,16 +508,20 @@ class Engine(AcceptBackoff):
                     return
             conn.parked = True
             if self.closed:
-                with self.lock:
-                    if not conn.parked:
-                        return  # server_close() took it
-                    conn.parked = False
-                self._drop(conn, registered=not first)
+                self._unpark_closed(conn, registered=not first)
         elif state == CLOSE:
             self._drop(conn, registered=not first)
         elif state == GONE:
             if self.conns.get(conn.fd) is conn:
                 del self.conns[conn.fd]
+
+    def _unpark_closed(self, conn: HTTPConnection, registered: bool = True) -> None:
+        """Drop a connection parked after server_close(), unless that took it."""
+        with self.lock:
+            if not conn.parked:
+                return  # server_close() took it
+            conn.parked = False
+        self._drop(conn, registered=registered)
 
     def _drop(self, conn: HTTPConnection, registered: bool = True) -> None:
         fd = conn.fd

@@ -1721,3 +1721,4 @@ def serialize_response_head(version, str status not None, headers, preamble):
 
 
 include "_fastpath.pxi"
+include "_dispatch.pxi"

@@ -4,7 +4,8 @@ captured log records.
 
 Every test here runs twice (``c`` / ``py``): the autouse ``server_parser``
 fixture points the connection layer's parser names (``RequestParser``,
-``ChunkedDecoder``, ``serialize_response_head``) at one implementation.
+``ChunkedDecoder``, ``serialize_response_head``) at one implementation, and
+the ``py`` runs serve with the engine's Python loop (no ``DispatchLoop``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from conn_driver import Driver
 from server_helpers import LogCapture, Running
 
 import fastserve._body
+import fastserve._engine
 import fastserve._response
 import fastserve.connection
 from fastserve.server import make_server
@@ -36,6 +38,8 @@ def server_parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(fastserve.connection, "RequestParser", mod.RequestParser)
     monkeypatch.setattr(fastserve._body, "ChunkedDecoder", mod.ChunkedDecoder)
     monkeypatch.setattr(fastserve._response, "serialize_response_head", mod.serialize_response_head)
+    if request.param == "py":  # the engine's Python loop too, not its compiled twin
+        monkeypatch.setattr(fastserve._engine, "_DispatchLoop", None)
     return mod
 
 
