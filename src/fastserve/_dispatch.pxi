@@ -10,36 +10,6 @@
 # the stack, at most FP_READ_SIZE bytes) when the connection has nothing buffered. Every
 # other state, and every other connection, goes to the engine's Python methods.
 
-cdef extern from *:
-    """
-    #ifdef _WIN32
-    /* no MSG_DONTWAIT: the fast path (and this read) is never used there */
-    static Py_ssize_t fs_recv_nowait(long fd, char *buf, size_t n, int *err) {
-        (void)fd; (void)buf; (void)n; *err = 0; return -1;
-    }
-    #define FS_EAGAIN 0
-    #define FS_EWOULDBLOCK 0
-    #define FS_EINTR 0
-    #else
-    #include <errno.h>
-    #include <sys/socket.h>
-    static Py_ssize_t fs_recv_nowait(long fd, char *buf, size_t n, int *err) {
-        Py_ssize_t got = recv((int)fd, buf, n, MSG_DONTWAIT);
-        *err = got < 0 ? errno : 0;
-        return got;
-    }
-    #define FS_EAGAIN EAGAIN
-    #define FS_EWOULDBLOCK EWOULDBLOCK
-    #define FS_EINTR EINTR
-    #endif
-    """
-    Py_ssize_t fs_recv_nowait(long fd, char* buf, size_t n, int* err)
-    int FS_EAGAIN
-    int FS_EWOULDBLOCK
-    int FS_EINTR
-
-from cpython.exc cimport PyErr_CheckSignals
-
 # a request head is read whole by one recv() of this size (RFC 9112 sets no limit; the
 # parser's max_head does); a larger head or a body goes on through HTTPConnection's reads
 DEF FP_READ_SIZE = 16384

@@ -36,7 +36,9 @@
 # tests/server/test_fast_path.py runs the same scenarios with and without this class and
 # compares the bytes on the wire, the connection's state and the log lines.
 
+from cpython.exc cimport PyErr_CheckSignals
 from libc.stdio cimport snprintf
+from libc.string cimport strerror
 
 
 cdef extern from "<time.h>":
@@ -101,6 +103,66 @@ def configure_fast_path(*, exchange, empty_input, date_line, queued_bytes, wz_in
     _fp_parse_error = parse_error
     _fp_chain = chain
     _fp_ready = msg_dontwait != 0
+
+
+cdef extern from *:
+    """
+    #ifdef _WIN32
+    /* no MSG_DONTWAIT: the fast path (and its socket calls) is never used there */
+    static Py_ssize_t fs_recv_nowait(long fd, char *buf, size_t n, int *err) {
+        (void)fd; (void)buf; (void)n; *err = 0; return -1;
+    }
+    static Py_ssize_t fs_send_nowait(long fd, const char *buf, size_t n, int *err) {
+        (void)fd; (void)buf; (void)n; *err = 0; return -1;
+    }
+    #define FS_EAGAIN 0
+    #define FS_EWOULDBLOCK 0
+    #define FS_EINTR 0
+    #else
+    #include <errno.h>
+    #include <sys/socket.h>
+    static Py_ssize_t fs_recv_nowait(long fd, char *buf, size_t n, int *err) {
+        Py_ssize_t got = recv((int)fd, buf, n, MSG_DONTWAIT);
+        *err = got < 0 ? errno : 0;
+        return got;
+    }
+    static Py_ssize_t fs_send_nowait(long fd, const char *buf, size_t n, int *err) {
+    #ifdef MSG_NOSIGNAL
+        Py_ssize_t sent = send((int)fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    #else
+        Py_ssize_t sent = send((int)fd, buf, n, MSG_DONTWAIT);
+    #endif
+        *err = sent < 0 ? errno : 0;
+        return sent;
+    }
+    #define FS_EAGAIN EAGAIN
+    #define FS_EWOULDBLOCK EWOULDBLOCK
+    #define FS_EINTR EINTR
+    #endif
+    """
+    Py_ssize_t fs_recv_nowait(long fd, char* buf, size_t n, int* err)
+    Py_ssize_t fs_send_nowait(long fd, const char* buf, size_t n, int* err)
+    int FS_EAGAIN
+    int FS_EWOULDBLOCK
+    int FS_EINTR
+
+
+cdef Py_ssize_t _fp_send(object sock, bytes data) except -1:
+    """``sock.send(data, MSG_DONTWAIT)``, the send() in C: the bytes sent; raises what
+    the socket method raises (OSError by errno; PEP 475: EINTR retried)."""
+    cdef long fd = sock.fileno()
+    cdef Py_ssize_t sent
+    cdef int err = 0
+    if fd < 0:  # closed (an application that took it over): the method's own error
+        return sock.send(data, FP_MSG_DONTWAIT)
+    while True:
+        sent = fs_send_nowait(fd, PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), &err)
+        if sent >= 0:
+            return sent
+        if err != FS_EINTR:
+            raise OSError(err, strerror(err).decode("utf-8", "replace"))
+        if PyErr_CheckSignals() < 0:
+            return -1
 
 
 cdef inline bytes _fp_date_bytes():
@@ -532,7 +594,7 @@ cdef class FastPath:
         else:
             sock = conn.sock
             try:
-                sent = sock.send(data, FP_MSG_DONTWAIT)
+                sent = _fp_send(sock, data)
             except BlockingIOError:
                 sent = 0
             except OSError:

@@ -1578,6 +1578,7 @@ cdef object _response_field(object item, object name, object value, int* flags):
     cdef const unsigned char* np_
     cdef const unsigned char* vp
     cdef Py_ssize_t nlen, vlen, i, k, d, pos = 0
+    cdef unsigned long long length
     if not PyUnicode_Check(name) or not PyUnicode_Check(value):
         raise TypeError(f"header names and values must be str: {item!r}")
     np_ = _latin1_data(name, &nlen, "header name")
@@ -1596,13 +1597,7 @@ cdef object _response_field(object item, object name, object value, int* flags):
         k = 0
         d = vlen
         _trim_ows(vp, &k, &d)
-        if d == k:
-            raise ValueError(f"invalid Content-Length {value!r}")
-        for i in range(k, d):
-            if not (b"0" <= vp[i] <= b"9"):
-                raise ValueError(f"invalid Content-Length {value!r}")
-        length = int(value[k:d])
-        if length > MAX_LENGTH:
+        if _decimal(vp, k, d, &length) != CL_OK:
             raise ValueError(f"invalid Content-Length {value!r}")
         return length
     if nlen == 10 and _ieq(np_, b"connection", 10):

@@ -150,11 +150,19 @@ class Driver:
         ``handler``, ``passthrough_errors``, limits by name).
     :param sndbuf: the server socket's send buffer (small: a response the
         client does not read fills it quickly and the connection says WRITE).
+    :param socktype: the pair's type; ``SOCK_SEQPACKET`` keeps the server's
+        sends apart (see :meth:`sends`).
     """
 
-    def __init__(self, app: Any, sndbuf: int | None = None, **server_args: Any) -> None:
+    def __init__(
+        self,
+        app: Any,
+        sndbuf: int | None = None,
+        socktype: int = socket.SOCK_STREAM,
+        **server_args: Any,
+    ) -> None:
         self.server = FakeServer(app, **server_args)
-        self.client, self.sock = socket.socketpair()
+        self.client, self.sock = socket.socketpair(socket.AF_UNIX, socktype)
         self.client.settimeout(5.0)
         if sndbuf is not None:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
@@ -309,6 +317,17 @@ class Driver:
                 break
             chunks.append(data)
         return b"".join(chunks)
+
+    def sends(self) -> list[bytes]:
+        """What the client can read now, one item per send of the server (a
+        ``SOCK_SEQPACKET`` pair: each recv is one message)."""
+        messages = []
+        while _ready(self.client.fileno(), select.POLLIN, 0):
+            data = self.client.recv(1 << 20)
+            if not data:
+                break
+            messages.append(data)
+        return messages
 
     def read_while_writing(self, max_rounds: int = 10_000) -> bytes:
         """The client reads while the response waits for it (WRITE): read what
