@@ -15,7 +15,7 @@
 DEF FP_READ_SIZE = 16384
 
 
-cdef int _fp_readable(FastPath fast, object conn) except? -1:
+cdef int _fp_readable(FastPath fast, ConnectionState conn) except? -1:
     """``HTTPConnection.on_readable`` of a plain connection with nothing buffered."""
     cdef char chunk[FP_READ_SIZE]
     cdef Py_ssize_t got
@@ -47,14 +47,14 @@ cdef class DispatchLoop:
     :param send_batch: most responses kept for one send batch.
     """
 
-    cdef object engine
+    cdef EngineState engine
     cdef dict conns
     cdef object acquire
     cdef object release
     cdef long listen_fd
     cdef long wake_fd
-    cdef object read
-    cdef object idle
+    cdef int read
+    cdef double idle
     cdef Py_ssize_t send_batch
 
     def __init__(self, engine, read, idle, send_batch):
@@ -68,10 +68,10 @@ cdef class DispatchLoop:
         self.idle = idle
         self.send_batch = send_batch
 
-    def serve(self, list fds, object lease, bint batch):
+    def serve(self, list fds, LeaseState lease not None, bint batch):
         """Serve a poll batch: 1 when the listener is ready, 0 when not, -1 when this
         thread is no longer the leader (or the engine stops)."""
-        cdef object engine = self.engine
+        cdef EngineState engine = self.engine
         cdef bint accept = False
         cdef object item, fd_obj, conn
         cdef long fd
@@ -88,12 +88,13 @@ cdef class DispatchLoop:
                     if engine.serving >= engine.max_serving:
                         engine._enqueue(conn)
                     else:
-                        self._dispatch(engine, conn, lease, batch)
+                        self._dispatch(engine, <ConnectionState?>conn, lease, batch)
             if engine.lease is not lease or engine.stopping:
                 return -1
         return 1 if accept else 0
 
-    cdef int _dispatch(self, object engine, object conn, object lease, bint defer) except -1:
+    cdef int _dispatch(self, EngineState engine, ConnectionState conn, LeaseState lease,
+                       bint defer) except -1:
         """``Engine._dispatch`` of a parked connection."""
         self.acquire()
         if not conn.parked:
@@ -106,10 +107,11 @@ cdef class DispatchLoop:
             engine._serve_ready(lease)
         return 0
 
-    cdef int _serve(self, object engine, object conn, object lease, bint defer) except -1:
+    cdef int _serve(self, EngineState engine, ConnectionState conn, LeaseState lease,
+                    bint defer) except -1:
         """``Engine._serve``, then ``_settle`` of an idle keep-alive connection."""
         cdef object fast
-        cdef object deferred
+        cdef list deferred
         cdef int state
         lease.conn = conn
         lease.dispatches += 1

@@ -64,6 +64,7 @@ from ._contracts import EngineServer
 from ._logging import _log
 from ._pollers import READ, WRITE_READY, _Poller
 from ._settings import Settings
+from ._state import EngineState, LeaseState
 from .connection import CLOSE, DEFER, GONE, LINGER, PARK, WRITE, HTTPConnection
 from .parser import PARSER_IMPL
 
@@ -84,10 +85,12 @@ SEND_BATCH = 16
 # the compiled Engine._serve_batch (``_dispatch.pxi``), with the compiled fast path
 _DispatchLoop: Any = None
 if PARSER_IMPL == "c":  # pragma: no cover - depends on the build
-    from ._parser import DispatchLoop as _DispatchLoop
+    from . import _parser
+
+    _DispatchLoop = _parser.DispatchLoop
 
 
-class Lease:
+class Lease(LeaseState):
     """One thread's turn as the leader (the thread that waits in the poller).
 
     The dispatch counter and the busy flag are the leader's own: the monitor
@@ -95,7 +98,7 @@ class Lease:
     dispatch for a whole tick.
     """
 
-    __slots__ = ("busy", "dispatches", "conn", "deferred")
+    __slots__ = ()
 
     def __init__(self) -> None:
         #: inside a dispatch (a request, maybe the application) right now
@@ -108,7 +111,7 @@ class Lease:
         self.deferred: list[HTTPConnection] = []
 
 
-class Engine(AcceptBackoff):
+class Engine(AcceptBackoff, EngineState):
     """The poller loop of one server (in one process). See the module docstring.
 
     :param server: the bound server.

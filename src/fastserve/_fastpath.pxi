@@ -256,7 +256,7 @@ cdef _Raising _raising(object error):
     return it
 
 
-cdef int _fp_guarded(object conn, object result, object error) except? -1:
+cdef int _fp_guarded(ConnectionState conn, object result, object error) except? -1:
     cdef _Step step = _Step.__new__(_Step)
     step.conn = conn
     step.result = result
@@ -289,7 +289,7 @@ cdef class FastPath:
         self.sys_module = sys
 
     def __call__(self, conn, buf):
-        return self._process(conn, buf)
+        return self._process(<ConnectionState?>conn, buf)
 
     def flush(self, conn):
         """Send the response this connection left to the engine's send batch (DEFER):
@@ -298,12 +298,12 @@ cdef class FastPath:
         cdef int state
         if self.pending is None:
             return None
-        state = self._undefer(conn, None)
+        state = self._undefer(<ConnectionState?>conn, None)
         if state >= 0:
             return state
-        return self._after_response(conn, sr)
+        return self._after_response(<ConnectionState>conn, sr)
 
-    cdef int _process(self, object conn, object buf) except? -1:
+    cdef int _process(self, ConnectionState conn, object buf) except? -1:
         cdef RequestParser parser = self.parser
         cdef Buffer b
         cdef Py_ssize_t n = 0
@@ -344,7 +344,7 @@ cdef class FastPath:
             if not buf:
                 return S_PARK
 
-    cdef int _request(self, object conn) except? -1:
+    cdef int _request(self, ConnectionState conn) except? -1:
         """``_run(EMPTY_INPUT)`` and ``_start_app`` for a request without a body."""
         cdef RequestParser parser = self.parser
         cdef dict env = parser.environ
@@ -378,7 +378,7 @@ cdef class FastPath:
             return _fp_guarded(conn, None, error)
         return self._respond(conn, sr, result)
 
-    cdef int _respond(self, object conn, _StartResponse sr, object result) except? -1:
+    cdef int _respond(self, ConnectionState conn, _StartResponse sr, object result) except? -1:
         """``_start_app`` after the application returned: ``send_whole`` for a list body,
         ``_pump`` for an iterable, then ``_after_response``; else the Python path."""
         cdef object body, piece
@@ -412,7 +412,7 @@ cdef class FastPath:
             return state
         return self._after_response(conn, sr)
 
-    cdef int _iterable(self, object conn, _StartResponse sr, object result) except? -1:
+    cdef int _iterable(self, ConnectionState conn, _StartResponse sr, object result) except? -1:
         """``_pump`` for an iterable whose one piece is the whole declared Content-Length
         (what Flask returns); at the first difference the Python ``_pump`` goes on with
         the iterator where this left it."""
@@ -474,7 +474,7 @@ cdef class FastPath:
             return _fp_guarded(conn, None, error)
         return self._after_response(conn, sr)
 
-    cdef int _pump_on(self, object conn, _StartResponse sr, object piece,
+    cdef int _pump_on(self, ConnectionState conn, _StartResponse sr, object piece,
                       bint committed) except? -1:
         """Hand an iterable response to ``_pump``, ``piece`` (pulled, not yet encoded)
         first."""
@@ -486,7 +486,7 @@ cdef class FastPath:
             conn.resp_iter = _fp_chain((piece,), conn.resp_iter)
         return conn._guarded(conn._pump)
 
-    cdef int _send(self, object conn, _StartResponse sr, bytes body, bint whole) except? -1:
+    cdef int _send(self, ConnectionState conn, _StartResponse sr, bytes body, bint whole) except? -1:
         """``Exchange._commit`` and ``push`` of the head with ``body``, the whole body
         (``whole``: a list) or the first piece of an iterable, which must then be all of
         the declared Content-Length. -2: not for the fast path (nothing sent or logged);
@@ -566,7 +566,7 @@ cdef class FastPath:
             return -1
         return self._push(conn, sr, data)
 
-    cdef int _undefer(self, object conn, object resume) except? -1:
+    cdef int _undefer(self, ConnectionState conn, object resume) except? -1:
         """Push the deferred response now. -1: there is none, or the socket took it
         whole; else the connection's state (WRITE: ``resume``, if given, is what
         ``_pump`` pulls once the socket drained)."""
@@ -582,7 +582,7 @@ cdef class FastPath:
             conn.resp_iter = resume
         return state
 
-    cdef int _push(self, object conn, _StartResponse sr, bytes data) except? -1:
+    cdef int _push(self, ConnectionState conn, _StartResponse sr, bytes data) except? -1:
         """``HTTPConnection.push(data)`` of a committed response: -1 when the socket took
         it whole; else WRITE (the rest waits in ``conn.out``) or what a send error made
         the connection."""
@@ -618,7 +618,7 @@ cdef class FastPath:
             return S_WRITE
         return -1
 
-    cdef int _after_response(self, object conn, _StartResponse sr) except? -1:
+    cdef int _after_response(self, ConnectionState conn, _StartResponse sr) except? -1:
         """``_after_response()`` for a request without a body."""
         if conn.sock.fileno() < 0:
             return S_GONE  # the application closed the socket it took over
@@ -627,7 +627,7 @@ cdef class FastPath:
             return S_LINGER if conn.buf else S_CLOSE
         return S_PARK
 
-    cdef void _committed(self, object conn, _StartResponse sr) except *:
+    cdef void _committed(self, ConnectionState conn, _StartResponse sr) except *:
         """The Python Exchange of a response whose head and whole body were pushed."""
         cdef object ex = sr._exchange()
         ex.code = sr.code
@@ -636,7 +636,7 @@ cdef class FastPath:
         ex.framing = FR_LENGTH
         ex.left = 0
 
-    cdef int _fall_back(self, object conn, _StartResponse sr, object result) except? -1:
+    cdef int _fall_back(self, ConnectionState conn, _StartResponse sr, object result) except? -1:
         if sr.delegate is None:
             sr._exchange()
         return _fp_guarded(conn, result, None)

@@ -7,6 +7,8 @@ is the executable spec; the contract is ``docs/parsing.md``. Use
 
 from typing import Any, TypeAlias, final
 
+from typing_extensions import disjoint_base
+
 _Buffer: TypeAlias = bytes | bytearray | memoryview
 
 __all__ = [
@@ -218,3 +220,68 @@ def configure_fast_path(
 def fast_path_for(conn: Any) -> FastPath | None:
     """The :class:`FastPath` of a plain connection, or None when it cannot have one
     (no ``MSG_DONTWAIT``, or the connection parses with the pure-Python twin)."""
+
+@disjoint_base
+class ConnectionState:
+    """The per-request fields of a connection, as C fields (``_state.pxi``; the
+    pure-Python twin is :class:`fastserve._state.ConnectionState`)."""
+
+    server: Any
+    sock: Any
+    fd: int
+    buf: Any
+    out: Any
+    deadline: float
+    head_started: float
+    expect: bool
+    send_failed: bool
+    writing: bool
+    waiting: bool
+    parked: bool
+    lingering: bool
+    disabled: bool
+    defer: bool
+    events: int
+    feeding: Any
+    reader: Any
+    env: Any
+    exchange: Any
+    resp_iter: Any
+    resp_result: Any
+    fast: Any
+
+@disjoint_base
+class EngineState:
+    """The fields of an engine its dispatch loop reads per request."""
+
+    serving: int
+    max_serving: int
+    lease: Any
+    ready: Any
+    stopping: bool
+    draining: bool
+    closed: bool
+
+@disjoint_base
+class LeaseState:
+    """The fields of a lease (one thread's turn at the poller)."""
+
+    busy: bool
+    dispatches: int
+    conn: Any
+    deferred: list[Any]
+
+@final
+class DispatchLoop:
+    """``Engine._serve_batch`` compiled (``_dispatch.pxi``).
+
+    :param engine: the :class:`~fastserve._engine.Engine`.
+    :param read: the poller's readable event mask.
+    :param idle: the deadline marker of an idle parked connection.
+    :param send_batch: most responses kept for one send batch.
+    """
+
+    def __init__(self, engine: Any, read: int, idle: float, send_batch: int) -> None: ...
+    def serve(self, fds: list[tuple[int, int]], lease: LeaseState, batch: bool) -> int:
+        """Serve a poll batch: 1 when the listener is ready, 0 when not, -1 when this
+        thread is no longer the leader (or the engine stops)."""

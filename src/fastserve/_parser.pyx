@@ -1715,5 +1715,6 @@ def serialize_response_head(version, str status not None, headers, preamble):
     return out, code, content_length, flags
 
 
+include "_state.pxi"
 include "_fastpath.pxi"
 include "_dispatch.pxi"

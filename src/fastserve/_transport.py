@@ -24,6 +24,7 @@ from ._contracts import ConnectionServer
 from ._response import CONTINUE
 from ._sendqueue import queued_bytes
 from ._settings import Settings
+from ._state import ConnectionState
 
 __all__ = ["CLOSE", "DEFER", "GONE", "LINGER", "PARK", "WRITE", "Transport"]
 
@@ -49,32 +50,22 @@ class _TakenOver(Exception):
     does after a websocket session): nothing more is sent, the socket is not ours."""
 
 
-class Transport:
+class Transport(ConnectionState):
     """Socket I/O of one connection (see the module docstring)."""
 
     __slots__ = (
         "settings",
-        "sock",
-        "fd",
         "plain",
         "is_tls",
         "poller",
-        "buf",
-        "deadline",
-        "expect",
         "continue_sent",
-        "send_failed",
         "linger_bytes",
-        "writing",
         "body_start",
         "body_received",
-        "out",
         "stalled_since",
         "stalled_sent",
         "stalled_queued",
-        "feeding",
         "preread",
-        "waiting",
     )
 
     server: ConnectionServer

@@ -131,7 +131,6 @@ class HTTPConnection(BodyFeeding):
     """
 
     __slots__ = (
-        "server",
         "addr",
         "handler",
         "compat",
@@ -142,19 +141,7 @@ class HTTPConnection(BodyFeeding):
         "proto11",
         "server_line",
         "tls_pending",
-        "parked",
-        "head_started",
-        "reader",
-        "lingering",
-        "disabled",
-        "events",
         "log_checked",
-        "env",
-        "exchange",
-        "resp_iter",
-        "resp_result",
-        "fast",
-        "defer",
     )
 
     def __init__(

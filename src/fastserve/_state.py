@@ -1,0 +1,65 @@
+"""The hot state of a connection, an engine and a lease.
+
+With the extension built, :class:`ConnectionState`, :class:`EngineState` and
+:class:`LeaseState` are its classes (``_state.pxi``): the same attributes as C
+fields, which the compiled request cycle reads without a lookup by name. Without
+it they are these ``__slots__`` classes of the same names. Either way they are
+the bases of :class:`~fastserve.connection.HTTPConnection` (through
+:class:`~fastserve._transport.Transport`), :class:`~fastserve._engine.Engine`
+and
+:class:`~fastserve._engine.Lease`, whose constructors set every field.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .parser import PARSER_IMPL
+
+__all__ = ["ConnectionState", "EngineState", "LeaseState"]
+
+
+class ConnectionState:
+    """The per-request fields of a connection."""
+
+    __slots__ = (
+        "server",
+        "sock",
+        "fd",
+        "buf",
+        "out",
+        "deadline",
+        "head_started",
+        "expect",
+        "send_failed",
+        "writing",
+        "waiting",
+        "parked",
+        "lingering",
+        "disabled",
+        "defer",
+        "events",
+        "feeding",
+        "reader",
+        "env",
+        "exchange",
+        "resp_iter",
+        "resp_result",
+        "fast",
+    )
+
+
+class EngineState:
+    """The fields of an engine its dispatch loop reads per request."""
+
+    __slots__ = ("serving", "max_serving", "lease", "ready", "stopping", "draining", "closed")
+
+
+class LeaseState:
+    """The fields of a lease (one thread's turn at the poller)."""
+
+    __slots__ = ("busy", "dispatches", "conn", "deferred")
+
+
+if not TYPE_CHECKING and PARSER_IMPL == "c":  # pragma: no cover - depends on the build
+    from ._parser import ConnectionState, EngineState, LeaseState  # noqa: F811
