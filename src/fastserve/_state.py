@@ -6,8 +6,7 @@ fields, which the compiled request cycle reads without a lookup by name. Without
 it they are these ``__slots__`` classes of the same names. Either way they are
 the bases of :class:`~fastserve.connection.HTTPConnection` (through
 :class:`~fastserve._transport.Transport`), :class:`~fastserve._engine.Engine`
-and
-:class:`~fastserve._engine.Lease`, whose constructors set every field.
+and :class:`~fastserve._engine.Lease`, whose constructors set every field.
 """
 
 from __future__ import annotations
