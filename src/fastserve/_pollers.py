@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import select
 import selectors
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["READ", "WRITE_READY", "_Poller"]
@@ -25,8 +26,13 @@ class _EpollPoller:
     connection disabled (see ``Engine.demote``), so a request costs no
     ``epoll_ctl`` call."""
 
+    #: ready ``(fd, events)`` pairs, waiting at most ``timeout`` seconds (the
+    #: epoll object's own method: no Python frame per poll)
+    poll: Callable[[float], list[tuple[int, int]]]
+
     def __init__(self) -> None:
         self._ep = select.epoll()
+        self.poll = self._ep.poll
 
     def add(self, fd: int, events: int = READ) -> None:
         self._ep.register(fd, events)
@@ -40,10 +46,6 @@ class _EpollPoller:
             self._ep.unregister(fd)
         except (OSError, ValueError):
             pass
-
-    def poll(self, timeout: float) -> list[tuple[int, int]]:
-        """Ready ``(fd, events)`` pairs."""
-        return self._ep.poll(timeout)
 
     def close(self) -> None:
         self._ep.close()
