@@ -12,7 +12,8 @@
 
 # a request head is read whole by one recv() of this size (RFC 9112 sets no limit; the
 # parser's max_head does); a larger head or a body goes on through HTTPConnection's reads
-DEF FP_READ_SIZE = 16384
+cdef enum:
+    FP_READ_SIZE = 16384
 
 
 cdef int _fp_readable(FastPath fast, ConnectionState conn) except? -1:
