@@ -17,8 +17,8 @@ table):
   ``fastserve._parser_py`` (one parser reused, as on a keep-alive connection),
   which was given the per-connection entries (``SERVER_NAME``/``PORT``,
   ``REMOTE_ADDR``/``PORT``, ``wsgi.*``, ``SERVER_SOFTWARE``) once with
-  ``set_base``, then ``wsgi.errors`` (``sys.stderr``) and ``wsgi.input``, as
-  ``HTTPConnection._run`` does.
+  ``set_base``, then ``wsgi.errors`` (``sys.stderr``) and ``wsgi.input`` set per
+  request, as ``HTTPConnection._run`` does.
 - ``fastserve-c parse()``: ``parse`` alone (and reading ``environ``), without a
   base: the request entries only (so the connection entries are not checked).
 - ``werkzeug``: what ``WSGIRequestHandler`` does per request (werkzeug closes
@@ -207,8 +207,9 @@ def make_fastserve(module_name: str, complete: bool = True) -> Runner:
 
     if not complete:
         return parse_only
-    # once per connection, as HTTPConnection does (wsgi.errors is read per request)
-    parser.set_base({k: v for k, v in connection_entries().items() if k != "wsgi.errors"})
+    # once per connection, as HTTPConnection does: its entries hold wsgi.errors and
+    # wsgi.input too, replaced per request (wsgi.errors is read per request)
+    parser.set_base(dict(connection_entries(), **{"wsgi.input": rfile}))
 
     def run(data: bytes) -> Environ:
         if not parse(data):

@@ -7,8 +7,10 @@ software, TLS peer certificate - is computed once per connection by
 :func:`connection_environ` and given to the connection's parser
 (``RequestParser.set_base``), whose per-request dict starts as a copy of them;
 none of its keys is one a head sets, so that is the head's entries updated with
-them. ``wsgi.errors`` (``sys.stderr`` of the moment) and ``wsgi.input`` are added
-per request. The handler hooks that werkzeug consults for these values
+them. ``wsgi.errors`` (``sys.stderr`` of the moment) and ``wsgi.input`` are set
+per request; the connection's entries hold them too (``sys.stderr`` then, and the
+empty body), so that completing a request's environ replaces two values instead
+of growing the dict. The handler hooks that werkzeug consults for these values
 (``address_string``, ``port_integer``, ``server_version``) are called once per
 connection, so subclasses and monkeypatches are honoured.
 """
@@ -17,11 +19,13 @@ from __future__ import annotations
 
 import socket
 import ssl
+import sys
 from http.client import HTTPMessage
 from typing import Any
 
 from werkzeug.serving import WSGIRequestHandler
 
+from ._body import EMPTY_INPUT
 from ._contracts import EnvironServer
 from ._logging import _log
 
@@ -46,6 +50,9 @@ def connection_environ(
     if shared is None:
         shared = cache[type(handler)] = _server_environ(handler, server)
     env = shared.copy()
+    # replaced per request (see the module docstring)
+    env["wsgi.errors"] = sys.stderr
+    env["wsgi.input"] = EMPTY_INPUT
     env["werkzeug.socket"] = sock
     env["REMOTE_ADDR"] = handler.address_string()
     env["REMOTE_PORT"] = handler.port_integer()
