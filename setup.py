@@ -66,11 +66,17 @@ def extensions() -> list:
         print("*** fastserve: Cython is missing; Pure-Python build", file=sys.stderr)
         return []
     macros = [("CYTHON_TRACE", "1"), ("CYTHON_TRACE_NOGIL", "1")] if TRACE else []
-    # depends: the C header the .pyx includes; rebuilt when it changes, and shipped in the sdist
+    # depends: the C header and the .pxi files the .pyx includes; rebuilt when they change,
+    # and shipped in the sdist
     ext = Extension(
         "fastserve._parser",
         ["src/fastserve/_parser.pyx"],
-        depends=["src/fastserve/_scan.h", "src/fastserve/_fastpath.pxi"],
+        depends=[
+            "src/fastserve/_scan.h",
+            "src/fastserve/_state.pxi",
+            "src/fastserve/_fastpath.pxi",
+            "src/fastserve/_dispatch.pxi",
+        ],
         define_macros=macros,
     )
     print("*** fastserve: Accelerated build")
