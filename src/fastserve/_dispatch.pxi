@@ -1,19 +1,58 @@
-# --- the engine's dispatch of one poll batch, compiled -------------------------------------
+# --- the engine's poll loop, compiled ---------------------------------------------------------
 #
-# Included at the end of _parser.pyx, after _fastpath.pxi. ``DispatchLoop.serve`` is the
-# compiled twin of ``Engine._serve_batch`` (fastserve/_engine.py), which defines the
-# behaviour: for each ready descriptor, the listener is noted, the wake-up pipe drained,
-# and a connection served by this thread (or queued when every serving thread is busy).
-# What it does itself is the common case of ``Engine._dispatch``, ``Engine._serve`` and
-# ``Engine._settle``: a parked plain connection whose request ends in PARK, idle, in the
-# poller as it was; its read is ``HTTPConnection.on_readable`` with the recv() in C (into
-# the stack, at most FP_READ_SIZE bytes) when the connection has nothing buffered. Every
-# other state, and every other connection, goes to the engine's Python methods.
+# Included at the end of _parser.pyx, after _fastpath.pxi. ``DispatchLoop.lead`` is the
+# compiled twin of ``Engine._lead`` (fastserve/_engine.py), which defines the behaviour:
+# poll; for each ready descriptor, the listener is noted, the wake-up pipe drained, and a
+# connection served by this thread (or queued when every serving thread is busy); the
+# responses the batch kept are sent; then the engine's Python methods for what is rarer
+# (accepting, a sweep, a drain), each when ``Engine._lead`` would call it. On Linux the
+# wait is epoll_wait() itself, on the poller's epoll descriptor, without the GIL (no list
+# of tuples per poll); elsewhere it is the poller's poll().
+#
+# What it does itself of serving a connection is the common case of ``Engine._dispatch``,
+# ``Engine._serve`` and ``Engine._settle``: a parked plain connection whose request ends
+# in PARK, idle, in the poller as it was; its read is ``HTTPConnection.on_readable`` with
+# the recv() in C (into the stack, at most FP_READ_SIZE bytes) when the connection has
+# nothing buffered. Every other state, and every other connection, goes to the engine's
+# Python methods.
+
+from libc.math cimport ceil
+from time import monotonic as _monotonic
 
 # a request head is read whole by one recv() of this size (RFC 9112 sets no limit; the
 # parser's max_head does); a larger head or a body goes on through HTTPConnection's reads
 cdef enum:
     FP_READ_SIZE = 16384
+
+
+cdef extern from *:
+    """
+    /* most descriptors one poll reports; the others are reported by the next one
+       (level-triggered) */
+    #define FS_POLL_MAX 256
+    #if defined(__linux__)
+    #include <errno.h>
+    #include <sys/epoll.h>
+    /* epoll_wait() keeping only the ready descriptors (Engine._lead ignores the events
+       too: a ready descriptor is served whatever it reports) */
+    static int fs_epoll_wait(int epfd, int *fds, int timeout_ms, int *err) {
+        struct epoll_event events[FS_POLL_MAX];
+        int i, n = epoll_wait(epfd, events, FS_POLL_MAX, timeout_ms);
+        *err = n < 0 ? errno : 0;
+        for (i = 0; i < n; i++)
+            fds[i] = events[i].data.fd;
+        return n;
+    }
+    #else
+    #include <errno.h>
+    /* no epoll: the poller's epoll_fd is -1 and its poll() is called instead */
+    static int fs_epoll_wait(int epfd, int *fds, int timeout_ms, int *err) {
+        (void)epfd; (void)fds; (void)timeout_ms; *err = ENOSYS; return -1;
+    }
+    #endif
+    """
+    enum: FS_POLL_MAX
+    int fs_epoll_wait(int epfd, int* fds, int timeout_ms, int* err) nogil
 
 
 cdef int _fp_readable(FastPath fast, ConnectionState conn) except? -1:
@@ -40,7 +79,7 @@ cdef int _fp_readable(FastPath fast, ConnectionState conn) except? -1:
 @cython.final
 @cython.auto_pickle(False)
 cdef class DispatchLoop:
-    """``Engine._serve_batch`` for one engine, compiled (see the comment above).
+    """``Engine._lead`` for one engine, compiled (see the comment above).
 
     :param engine: the :class:`~fastserve._engine.Engine`.
     :param read: the poller's readable event mask.
@@ -52,6 +91,8 @@ cdef class DispatchLoop:
     cdef dict conns
     cdef object acquire
     cdef object release
+    cdef object poll
+    cdef int epoll_fd
     cdef long listen_fd
     cdef long wake_fd
     cdef int read
@@ -63,28 +104,105 @@ cdef class DispatchLoop:
         self.conns = engine.conns
         self.acquire = engine.lock.acquire
         self.release = engine.lock.release
+        self.poll = engine.poller.poll
+        self.epoll_fd = engine.poller.epoll_fd
         self.listen_fd = engine.listen_fd
         self.wake_fd = engine.wake_fd
         self.read = read
         self.idle = idle
         self.send_batch = send_batch
 
-    def serve(self, list fds, LeaseState lease not None, bint batch):
-        """Serve a poll batch: 1 when the listener is ready, 0 when not, -1 when this
-        thread is no longer the leader (or the engine stops)."""
+    def lead(self, LeaseState lease not None):
+        """Wait in the poller and serve, until the engine stops or ``lease`` is no
+        longer the engine's."""
         cdef EngineState engine = self.engine
+        cdef list deferred = lease.deferred
+        cdef int fds[FS_POLL_MAX]
+        cdef int n
+        cdef int served = 0
+        cdef double now
+        while not engine.stopping:
+            if engine.orphans:
+                engine._flush_orphans()
+            n = self._wait(engine, fds)
+            if n < 0:
+                return
+            if n == 0 and not engine.draining and engine.others:
+                engine._take_waiting(lease)  # idle for a whole poll interval
+                if engine.lease is not lease or engine.stopping:
+                    return
+            try:
+                served = self._serve_batch(engine, fds, n, lease)
+            finally:
+                if deferred:
+                    engine._flush(deferred)
+            if served < 0:
+                return
+            if served and not engine.draining:
+                engine._accept(lease)
+                if engine.lease is not lease or engine.stopping:
+                    return
+            if engine.ready and engine.serving < engine.max_serving:
+                engine._serve_ready(lease)
+                if engine.lease is not lease or engine.stopping:
+                    return
+            now = _monotonic()
+            if (
+                now >= engine._next_sweep
+                or engine._accept_resume
+                or engine._drain_request is not None
+                or engine.draining
+            ):
+                engine._housekeep(now)
+
+    cdef int _wait(self, EngineState engine, int* fds) except -2:
+        """The poll: the ready descriptors into ``fds``, their count; -1 when the
+        poller was closed under the engine (it stops)."""
+        cdef double interval = engine.poll_interval
+        cdef int timeout_ms = -1 if interval < 0 else <int>ceil(interval * 1000.0)
+        cdef int i, n, err = 0
+        cdef list ready
+        if self.epoll_fd < 0:
+            try:
+                ready = self.poll(interval)
+            except (OSError, ValueError):
+                if engine.stopping or engine.closed:
+                    return -1
+                raise
+            n = min(len(ready), FS_POLL_MAX)
+            for i in range(n):
+                fds[i] = (<tuple>ready[i])[0]
+            return n
+        while True:
+            with nogil:
+                n = fs_epoll_wait(self.epoll_fd, fds, timeout_ms, &err)
+            if n >= 0:
+                return n
+            if err == FS_EINTR:
+                if PyErr_CheckSignals() < 0:  # PEP 475: a handler that raised ends it
+                    return -2
+                continue
+            if engine.stopping or engine.closed:
+                return -1
+            raise OSError(err, strerror(err).decode("utf-8", "replace"))
+
+    cdef int _serve_batch(self, EngineState engine, int* fds, int n,
+                          LeaseState lease) except -2:
+        """``Engine._serve_batch``: 1 when the listener is ready, 0 when not, -1 when
+        this thread is no longer the leader (or the engine stops)."""
         cdef bint accept = False
-        cdef object item, fd_obj, conn
+        cdef bint batch = n > 1
+        cdef object conn
         cdef long fd
-        for item in fds:
-            fd_obj = (<tuple>item)[0]
-            fd = fd_obj
+        cdef int i
+        for i in range(n):
+            fd = fds[i]
             if fd == self.listen_fd:
                 accept = True  # after the ready connections: they go first
             elif fd == self.wake_fd:
                 engine._drain_wakeups()
             else:
-                conn = self.conns.get(fd_obj)
+                conn = self.conns.get(fd)
                 if conn is not None:
                     if engine.serving >= engine.max_serving:
                         engine._enqueue(conn)

@@ -194,7 +194,7 @@ class Engine(AcceptBackoff, EngineState):
         self.ready: deque[HTTPConnection] = deque()
         #: deferred responses of a demoted leader, sent by the next one
         self.orphans: list[HTTPConnection] = []
-        #: the compiled twin of :meth:`_serve_batch`, when the extension is built
+        #: the compiled twin of :meth:`_lead`, when the extension is built
         self.loop: Any = None
         if _DispatchLoop is not None:
             self.loop = _DispatchLoop(self, READ, _IDLE, SEND_BATCH)
@@ -222,8 +222,16 @@ class Engine(AcceptBackoff, EngineState):
         if not isinstance(lease, Lease):
             with self.lock:
                 lease = self.lease = Lease()
+        if self.loop is not None:
+            self.loop.lead(lease)
+        else:
+            self._lead(lease)
+
+    def _lead(self, lease: Lease) -> None:
+        """The loop of :meth:`lead`: poll, serve the batch, send what it kept,
+        accept, then the rare work (:meth:`_housekeep`) when some is due.
+        Compiled as ``DispatchLoop.lead`` (``_dispatch.pxi``)."""
         poll = self.poller.poll
-        serve_batch = self._serve_batch if self.loop is None else self.loop.serve
         deferred = lease.deferred
         while not self.stopping:
             if self.orphans:
@@ -239,7 +247,7 @@ class Engine(AcceptBackoff, EngineState):
                 if self.lease is not lease or self.stopping:
                     return
             try:
-                served = serve_batch(fds, lease, len(fds) > 1)
+                served = self._serve_batch(fds, lease, len(fds) > 1)
             finally:
                 if deferred:
                     self._flush(deferred)
@@ -255,25 +263,37 @@ class Engine(AcceptBackoff, EngineState):
                 if self.lease is not lease or self.stopping:
                     return
             now = time.monotonic()
-            if now >= self._next_sweep:
-                self._next_sweep = now + 1.0
-                self._sweep(now)
-                if self._accept_failures:
-                    self._accepting_again(now)
-                if self.parent_pid is not None and os.getppid() != self.parent_pid:
-                    self.stopping = True
-            if self._accept_resume and now >= self._accept_resume:
-                self._resume_accepting()
-            if self._drain_request is not None and not self.draining:
-                self.begin_drain(self._drain_request)
-            if self.draining and not self.in_flight():
-                self.drained.set()
+            if (
+                now >= self._next_sweep
+                or self._accept_resume
+                or self._drain_request is not None
+                or self.draining
+            ):
+                self._housekeep(now)
+
+    def _housekeep(self, now: float) -> None:
+        """What :meth:`lead` does between batches when it is due: the sweep
+        (once a second), the end of an accept() backoff, a drain asked for
+        by a signal handler, and the end of a drain."""
+        if now >= self._next_sweep:
+            self._next_sweep = now + 1.0
+            self._sweep(now)
+            if self._accept_failures:
+                self._accepting_again(now)
+            if self.parent_pid is not None and os.getppid() != self.parent_pid:
+                self.stopping = True
+        if self._accept_resume and now >= self._accept_resume:
+            self._resume_accepting()
+        if self._drain_request is not None and not self.draining:
+            self.begin_drain(self._drain_request)
+        if self.draining and not self.in_flight():
+            self.drained.set()
 
     def _serve_batch(self, fds: list[tuple[int, int]], lease: Lease, batch: bool) -> int:
         """Serve a poll batch: 1 when the listener is ready, 0 when not, -1 when
         this thread is no longer the leader (or the engine stops). ``batch``: the
         batch has several descriptors (responses may wait for the send batch).
-        Compiled as ``DispatchLoop.serve`` (``_dispatch.pxi``)."""
+        Compiled in ``DispatchLoop.lead`` (``_dispatch.pxi``)."""
         conns = self.conns
         listen_fd = self.listen_fd
         wake_fd = self.wake_fd

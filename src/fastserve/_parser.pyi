@@ -252,15 +252,20 @@ class ConnectionState:
 
 @disjoint_base
 class EngineState:
-    """The fields of an engine its dispatch loop reads per request."""
+    """The fields of an engine its dispatch loop reads per request and per poll."""
 
     serving: int
     max_serving: int
     lease: Any
     ready: Any
+    orphans: list[Any]
     stopping: bool
     draining: bool
     closed: bool
+    poll_interval: float
+    _next_sweep: float
+    _accept_resume: float
+    _drain_request: Any
 
 @disjoint_base
 class LeaseState:
@@ -273,7 +278,7 @@ class LeaseState:
 
 @final
 class DispatchLoop:
-    """``Engine._serve_batch`` compiled (``_dispatch.pxi``).
+    """``Engine._lead`` compiled (``_dispatch.pxi``).
 
     :param engine: the :class:`~fastserve._engine.Engine`.
     :param read: the poller's readable event mask.
@@ -282,6 +287,6 @@ class DispatchLoop:
     """
 
     def __init__(self, engine: Any, read: int, idle: float, send_batch: int) -> None: ...
-    def serve(self, fds: list[tuple[int, int]], lease: LeaseState, batch: bool) -> int:
-        """Serve a poll batch: 1 when the listener is ready, 0 when not, -1 when this
-        thread is no longer the leader (or the engine stops)."""
+    def lead(self, lease: LeaseState) -> None:
+        """Wait in the poller and serve, until the engine stops or ``lease`` is no
+        longer the engine's."""

@@ -33,6 +33,9 @@ class _EpollPoller:
     def __init__(self) -> None:
         self._ep = select.epoll()
         self.poll = self._ep.poll
+        #: the descriptor the compiled loop waits on with epoll_wait() itself
+        #: (``DispatchLoop.lead``; it reads only the ready descriptors, as poll() does)
+        self.epoll_fd = self._ep.fileno()
 
     def add(self, fd: int, events: int = READ) -> None:
         self._ep.register(fd, events)
@@ -55,6 +58,9 @@ class _SelectorPoller:
     """Portable fallback on :mod:`selectors` (disabled = unregistered)."""
 
     _EVENTS = {READ: selectors.EVENT_READ, WRITE_READY: selectors.EVENT_WRITE}
+
+    #: no epoll here: the compiled loop calls :meth:`poll`
+    epoll_fd = -1
 
     def __init__(self) -> None:
         self._sel = selectors.DefaultSelector()

@@ -39,15 +39,20 @@ cdef class ConnectionState:
 
 @cython.auto_pickle(False)
 cdef class EngineState:
-    """The fields of an engine its dispatch loop reads per request."""
+    """The fields of an engine its dispatch loop reads per request and per poll."""
 
     cdef public Py_ssize_t serving
     cdef public Py_ssize_t max_serving
     cdef public object lease
     cdef public object ready
+    cdef public list orphans
     cdef public bint stopping
     cdef public bint draining
     cdef public bint closed
+    cdef public double poll_interval
+    cdef public double _next_sweep
+    cdef public double _accept_resume
+    cdef public object _drain_request
 
 
 @cython.auto_pickle(False)

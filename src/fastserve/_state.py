@@ -49,9 +49,22 @@ class ConnectionState:
 
 
 class EngineState:
-    """The fields of an engine its dispatch loop reads per request."""
+    """The fields of an engine its dispatch loop reads per request and per poll."""
 
-    __slots__ = ("serving", "max_serving", "lease", "ready", "stopping", "draining", "closed")
+    __slots__ = (
+        "serving",
+        "max_serving",
+        "lease",
+        "ready",
+        "orphans",
+        "stopping",
+        "draining",
+        "closed",
+        "poll_interval",
+        "_next_sweep",
+        "_accept_resume",
+        "_drain_request",
+    )
 
 
 class LeaseState:
