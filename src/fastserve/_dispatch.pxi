@@ -135,7 +135,7 @@ cdef class DispatchLoop:
                 served = self._serve_batch(engine, fds, n, lease)
             finally:
                 if deferred:
-                    engine._flush(deferred)
+                    self._flush(engine, deferred)
             if served < 0:
                 return
             if served and not engine.draining:
@@ -259,8 +259,39 @@ cdef class DispatchLoop:
             deferred = lease.deferred
             deferred.append(conn)
             if len(deferred) >= self.send_batch:
-                engine._flush(deferred)
+                self._flush(engine, deferred)
             return 0
+        return self._settle(engine, conn, state)
+
+    cdef int _flush(self, EngineState engine, list deferred) except -1:
+        """``Engine._flush``: send the responses of a send batch (each connection's
+        ``FastPath.flush``) and settle their connections."""
+        cdef object item
+        cdef ConnectionState conn
+        cdef int state
+        try:
+            for item in deferred:
+                conn = <ConnectionState?>item
+                try:
+                    state = (<FastPath?>conn.fast)._flush(conn)
+                except BaseException:
+                    engine._drop(conn)
+                    raise
+                if state >= 0:  # else another thread sent it (a demoted leader's batch)
+                    self._settle(engine, conn, state)
+        except BaseException:
+            self.acquire()  # the next leader sends the rest (flush() skips sent ones)
+            try:
+                engine.orphans.extend(deferred)
+            finally:
+                self.release()
+            raise
+        finally:
+            del deferred[:]
+        return 0
+
+    cdef int _settle(self, EngineState engine, ConnectionState conn, int state) except -1:
+        """``Engine._settle``; what it does for an idle keep-alive connection, in C."""
         if (
             state != S_PARK
             or conn.lingering

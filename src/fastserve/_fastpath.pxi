@@ -294,14 +294,19 @@ cdef class FastPath:
     def flush(self, conn):
         """Send the response this connection left to the engine's send batch (DEFER):
         the connection's state then, or None when there is none (sent already)."""
+        cdef int state = self._flush(<ConnectionState?>conn)
+        return None if state < 0 else state
+
+    cdef int _flush(self, ConnectionState conn) except -2:
+        """``flush()``: -1 for None."""
         cdef _StartResponse sr = self.pending_sr
         cdef int state
         if self.pending is None:
-            return None
-        state = self._undefer(<ConnectionState?>conn, None)
+            return -1
+        state = self._undefer(conn, None)
         if state >= 0:
             return state
-        return self._after_response(<ConnectionState>conn, sr)
+        return self._after_response(conn, sr)
 
     cdef int _process(self, ConnectionState conn, object buf) except? -1:
         cdef RequestParser parser = self.parser
