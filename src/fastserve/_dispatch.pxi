@@ -89,8 +89,7 @@ cdef class DispatchLoop:
 
     cdef EngineState engine
     cdef dict conns
-    cdef object acquire
-    cdef object release
+    cdef EngineLock lock
     cdef object poll
     cdef int epoll_fd
     cdef long listen_fd
@@ -102,8 +101,7 @@ cdef class DispatchLoop:
     def __init__(self, engine, read, idle, send_batch):
         self.engine = engine
         self.conns = engine.conns
-        self.acquire = engine.lock.acquire
-        self.release = engine.lock.release
+        self.lock = engine.lock
         self.poll = engine.poller.poll
         self.epoll_fd = engine.poller.epoll_fd
         self.listen_fd = engine.listen_fd
@@ -215,12 +213,12 @@ cdef class DispatchLoop:
     cdef int _dispatch(self, EngineState engine, ConnectionState conn, LeaseState lease,
                        bint defer) except -1:
         """``Engine._dispatch`` of a parked connection."""
-        self.acquire()
+        self.lock.take()
         if not conn.parked:
-            self.release()
+            self.lock.give()
             return 0
         conn.parked = False
-        self.release()
+        self.lock.give()
         self._serve(engine, conn, lease, defer)
         if engine.ready:
             engine._serve_ready(lease)
@@ -280,11 +278,11 @@ cdef class DispatchLoop:
                 if state >= 0:  # else another thread sent it (a demoted leader's batch)
                     self._settle(engine, conn, state)
         except BaseException:
-            self.acquire()  # the next leader sends the rest (flush() skips sent ones)
+            self.lock.take()  # the next leader sends the rest (flush() skips sent ones)
             try:
                 engine.orphans.extend(deferred)
             finally:
-                self.release()
+                self.lock.give()
             raise
         finally:
             del deferred[:]

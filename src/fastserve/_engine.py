@@ -64,7 +64,7 @@ from ._contracts import EngineServer
 from ._logging import _log
 from ._pollers import READ, WRITE_READY, _Poller
 from ._settings import Settings
-from ._state import EngineState, LeaseState
+from ._state import EngineLock, EngineState, LeaseState
 from .connection import CLOSE, DEFER, GONE, LINGER, PARK, WRITE, HTTPConnection
 from .parser import PARSER_IMPL
 
@@ -150,7 +150,7 @@ class Engine(AcceptBackoff, EngineState):
         self.others = others or []
         for other in self.others:
             other.setblocking(False)  # its own worker may not have started yet
-        self.lock = threading.Lock()
+        self.lock = EngineLock()
         self.poller = _Poller()
         self.listener = server.socket if listener is None else listener
         self.listen_fd = self.listener.fileno()

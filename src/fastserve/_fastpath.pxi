@@ -64,7 +64,7 @@ cdef object _fp_exchange = None
 cdef object _fp_empty_input = None
 cdef object _fp_date_line = None
 cdef object _fp_queued_bytes = None
-cdef object _fp_wz_internal = None
+cdef dict _fp_wz_vars = None  # vars(werkzeug._internal)
 cdef object _fp_monotonic = None
 cdef object _fp_parse_error = None
 cdef object _fp_chain = None
@@ -73,6 +73,7 @@ cdef time_t _fp_date_second = -1
 cdef bytes _fp_date = b""
 
 cdef str K_WSGI_ERRORS = "wsgi.errors"
+cdef str K_STDERR = "stderr"
 cdef str K_WSGI_INPUT = "wsgi.input"
 cdef str K_HTTP_UPGRADE = "HTTP_UPGRADE"
 cdef str S_HEAD = "HEAD"
@@ -85,8 +86,8 @@ def configure_fast_path(*, exchange, empty_input, date_line, queued_bytes, wz_in
     :mod:`fastserve.connection`): their classes, functions and constants."""
     global _fp_ready, S_PARK, S_CLOSE, S_LINGER, S_GONE, S_WRITE, FR_LENGTH, FLAG_CLOSE
     global FLAG_TE, FP_JOIN_LIMIT, FP_WHOLE_LIMIT, FP_MSG_DONTWAIT, _fp_exchange
-    global _fp_empty_input, _fp_date_line, _fp_queued_bytes, _fp_wz_internal, _fp_monotonic
-    global _fp_parse_error, _fp_chain
+    global _fp_empty_input, _fp_date_line, _fp_queued_bytes, _fp_monotonic
+    global _fp_parse_error, _fp_chain, _fp_wz_vars
     S_PARK, S_CLOSE, S_LINGER, S_GONE, S_WRITE, S_DEFER = states
     FR_LENGTH = framing_length
     FLAG_CLOSE = flag_close
@@ -98,7 +99,7 @@ def configure_fast_path(*, exchange, empty_input, date_line, queued_bytes, wz_in
     _fp_empty_input = empty_input
     _fp_date_line = date_line
     _fp_queued_bytes = queued_bytes
-    _fp_wz_internal = wz_internal
+    _fp_wz_vars = vars(wz_internal)
     _fp_monotonic = monotonic
     _fp_parse_error = parse_error
     _fp_chain = chain
@@ -147,10 +148,55 @@ cdef extern from *:
     int FS_EINTR
 
 
+import logging as _logging_module
+import socket as _socket_module
+
+# the socket class the engine accepts into, and its fileno() method: called directly on
+# such a socket rather than looked up on it each time (twice a request)
+cdef object _fp_socket_class = _socket_module.socket
+cdef object _fp_socket_fileno = _socket_module.socket.fileno
+
+
+cdef inline long _fp_fileno(object sock) except? -1:
+    """``sock.fileno()`` (-1 once closed)."""
+    if type(sock) is _fp_socket_class:
+        return _fp_socket_fileno(sock)
+    return sock.fileno()
+
+
+# werkzeug's logger as _fp_access_log_on() last saw it, and its instance dict when it is
+# a plain logging.Logger
+cdef object _fp_logger = None
+cdef dict _fp_logger_vars = None
+
+
+cdef bint _fp_access_log_on() except -1:
+    """``werkzeug._internal._logger.isEnabledFor(INFO)`` (the logger is set up by the
+    connection): for a plain ``logging.Logger``, what that method reads first - its
+    ``disabled`` flag, then its cache of levels - without the call; the call when the
+    cache has no answer yet (it fills it) or the logger is of another class."""
+    global _fp_logger, _fp_logger_vars
+    cdef object logger = _fp_wz_vars.get("_logger")
+    cdef object disabled, cache, enabled
+    if logger is not _fp_logger:
+        _fp_logger = logger
+        _fp_logger_vars = logger.__dict__ if type(logger) is _logging_module.Logger else None
+    if _fp_logger_vars is not None:
+        disabled = _fp_logger_vars.get("disabled")
+        cache = _fp_logger_vars.get("_cache")
+        if disabled is True:
+            return False
+        if disabled is False and type(cache) is dict:
+            enabled = (<dict>cache).get(20)
+            if enabled is True or enabled is False:
+                return enabled is True
+    return bool(logger.isEnabledFor(20))
+
+
 cdef Py_ssize_t _fp_send(object sock, bytes data) except -1:
     """``sock.send(data, MSG_DONTWAIT)``, the send() in C: the bytes sent; raises what
     the socket method raises (OSError by errno; PEP 475: EINTR retried)."""
-    cdef long fd = sock.fileno()
+    cdef long fd = _fp_fileno(sock)
     cdef Py_ssize_t sent
     cdef int err = 0
     if fd < 0:  # closed (an application that took it over): the method's own error
@@ -275,7 +321,7 @@ cdef class FastPath:
     cdef bint proto11
     cdef bint log_checked
     cdef object server
-    cdef object sys_module
+    cdef dict sys_vars              # vars(sys): wsgi.errors is sys.stderr at request time
     cdef bytes pending              # a complete response left to the engine's send batch
     cdef _StartResponse pending_sr
 
@@ -286,7 +332,7 @@ cdef class FastPath:
         self.proto11 = conn.proto11
         self.log_checked = conn.log_checked
         self.server = conn.server
-        self.sys_module = sys
+        self.sys_vars = vars(sys)
 
     def __call__(self, conn, buf):
         return self._process(<ConnectionState?>conn, buf)
@@ -359,7 +405,7 @@ cdef class FastPath:
         cdef object result, error = None
         cdef _StartResponse sr
         # the parser's environ holds the connection's entries already (set_base)
-        env[K_WSGI_ERRORS] = self.sys_module.stderr
+        env[K_WSGI_ERRORS] = self.sys_vars[K_STDERR]
         conn.expect = False
         env[K_WSGI_INPUT] = _fp_empty_input
         conn.reader = _fp_empty_input
@@ -551,7 +597,7 @@ cdef class FastPath:
         sr.code = code
         sr.keep = keep
         # the access line, when the status is known (werkzeug logs it then)
-        if not self.log_checked or _fp_wz_internal._logger.isEnabledFor(20):
+        if not self.log_checked or _fp_access_log_on():
             conn._bind_handler()
             conn._call_hook("log_request", code)
         vb.p = <const unsigned char*>PyBytes_AS_STRING(self.status_version)
@@ -625,7 +671,7 @@ cdef class FastPath:
 
     cdef int _after_response(self, ConnectionState conn, _StartResponse sr) except? -1:
         """``_after_response()`` for a request without a body."""
-        if conn.sock.fileno() < 0:
+        if _fp_fileno(conn.sock) < 0:
             return S_GONE  # the application closed the socket it took over
         if not sr.keep:
             # half-close when the client pipelined more: no reset for it

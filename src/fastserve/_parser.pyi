@@ -250,6 +250,21 @@ class ConnectionState:
     resp_result: Any
     fast: Any
 
+@final
+class EngineLock:
+    """An engine's lock: ``threading.Lock``'s ``acquire``/``release``/``with`` (not
+    reentrant), which the compiled dispatch loop takes and gives back as C calls (a
+    ``threading.Lock`` costs two method calls with argument parsing per request)."""
+
+    def acquire(self, blocking: bool = True, timeout: float = -1.0) -> bool:
+        """As ``threading.Lock.acquire``: whether the lock was acquired."""
+    def release(self) -> None:
+        """As ``threading.Lock.release``: RuntimeError when it is not held."""
+    def locked(self) -> bool:
+        """Whether some thread holds it."""
+    def __enter__(self) -> bool: ...
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None: ...
+
 @disjoint_base
 class EngineState:
     """The fields of an engine its dispatch loop reads per request and per poll."""

@@ -37,6 +37,92 @@ cdef class ConnectionState:
     cdef public object fast
 
 
+from cpython.pythread cimport (
+    NOWAIT_LOCK, PY_LOCK_ACQUIRED, PyLockStatus, PyThread_acquire_lock,
+    PyThread_allocate_lock, PyThread_free_lock, PyThread_release_lock, PyThread_type_lock,
+    WAIT_LOCK,
+)
+
+
+cdef extern from "pythread.h":
+    PyLockStatus PyThread_acquire_lock_timed(PyThread_type_lock lock, long long microseconds,
+                                             int intr_flag) nogil
+
+
+@cython.final
+@cython.auto_pickle(False)
+cdef class EngineLock:
+    """An engine's lock: ``threading.Lock``'s ``acquire``/``release``/``with`` (not
+    reentrant), which the compiled dispatch loop takes and gives back as C calls (a
+    ``threading.Lock`` costs two method calls with argument parsing per request)."""
+
+    cdef PyThread_type_lock handle
+    cdef bint held
+
+    def __cinit__(self):
+        self.handle = PyThread_allocate_lock()
+        if self.handle == NULL:
+            raise MemoryError("cannot allocate a lock")
+
+    def __dealloc__(self):
+        if self.handle != NULL:
+            PyThread_free_lock(self.handle)
+
+    cdef inline int take(self) except -1:
+        """Acquire, waiting without the GIL when another thread holds it."""
+        if not PyThread_acquire_lock(self.handle, NOWAIT_LOCK):
+            with nogil:
+                PyThread_acquire_lock(self.handle, WAIT_LOCK)
+        self.held = True
+        return 0
+
+    cdef inline void give(self) noexcept:
+        self.held = False
+        PyThread_release_lock(self.handle)
+
+    def acquire(self, bint blocking=True, double timeout=-1):
+        """As ``threading.Lock.acquire``: whether the lock was acquired."""
+        cdef long long wait_us
+        cdef bint acquired
+        if not blocking:
+            if timeout != -1:
+                raise ValueError("can't specify a timeout for a non-blocking call")
+            wait_us = 0
+        elif timeout < 0:
+            if timeout != -1:
+                raise ValueError("timeout value must be a non-negative number")
+            wait_us = -1
+        else:
+            wait_us = <long long>(timeout * 1e6)
+        if PyThread_acquire_lock(self.handle, NOWAIT_LOCK):
+            self.held = True
+            return True
+        if wait_us == 0:
+            return False
+        with nogil:
+            acquired = PyThread_acquire_lock_timed(self.handle, wait_us, 0) == PY_LOCK_ACQUIRED
+        if acquired:
+            self.held = True
+        return acquired
+
+    def release(self):
+        """As ``threading.Lock.release``: RuntimeError when it is not held."""
+        if not self.held:
+            raise RuntimeError("release unlocked lock")
+        self.give()
+
+    def locked(self):
+        """Whether some thread holds it."""
+        return self.held
+
+    def __enter__(self):
+        self.take()
+        return True
+
+    def __exit__(self, exc_type, exc, tb):
+        self.give()
+
+
 @cython.auto_pickle(False)
 cdef class EngineState:
     """The fields of an engine its dispatch loop reads per request and per poll."""

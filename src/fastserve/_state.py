@@ -11,11 +11,15 @@ and :class:`~fastserve._engine.Lease`, whose constructors set every field.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import threading
+from typing import TYPE_CHECKING, Any
 
 from .parser import PARSER_IMPL
 
-__all__ = ["ConnectionState", "EngineState", "LeaseState"]
+__all__ = ["ConnectionState", "EngineLock", "EngineState", "LeaseState"]
+
+#: an engine's lock (compiled: one the dispatch loop takes without a method call)
+EngineLock: Any = threading.Lock
 
 
 class ConnectionState:
@@ -74,4 +78,4 @@ class LeaseState:
 
 
 if not TYPE_CHECKING and PARSER_IMPL == "c":  # pragma: no cover - depends on the build
-    from ._parser import ConnectionState, EngineState, LeaseState  # noqa: F811
+    from ._parser import ConnectionState, EngineLock, EngineState, LeaseState  # noqa: F811

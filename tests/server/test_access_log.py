@@ -398,3 +398,62 @@ def test_hello_through_the_server_is_one_plain_line(drive: Any, logs: LogCapture
         r'"GET /hello\?name=x HTTP/1\.1" 200 -',
         message,
     )
+
+
+class PickyLogger(logging.Logger):
+    """A logger class of its own: its isEnabledFor is asked, not its level cache."""
+
+    allow = True
+
+    def isEnabledFor(self, level: int) -> bool:  # noqa: N802 - logging's name
+        return self.allow and super().isEnabledFor(level)
+
+
+def test_the_logger_state_is_read_per_request(
+    drive: Any, logs: LogCapture, monkeypatch: pytest.MonkeyPatch, server_parser: Any
+) -> None:
+    """On one keep-alive connection, each response is logged or not as the werkzeug
+    logger says at that moment: its level, ``disabled``, ``logging.disable()``, and
+    a logger of another class that replaced it."""
+    import werkzeug._internal
+
+    drv = drive(hello_app)
+    # the compiled fast path reads the logger's state itself (c), the Python path asks it
+    assert (drv.conn.fast is not None) == (server_parser.__name__ == "fastserve._parser")
+    logger = logging.getLogger("werkzeug")
+    request = b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
+
+    def logged_lines() -> int:
+        before = len(logs.records)
+        (resp,) = split_responses(drv.exchange(request))
+        assert resp.status == 200
+        return len(logs.records) - before
+
+    assert logged_lines() == 1
+    logger.setLevel(logging.WARNING)
+    assert logged_lines() == 0
+    logger.setLevel(logging.INFO)
+    assert logged_lines() == 1
+    logger.disabled = True
+    try:
+        assert logged_lines() == 0
+    finally:
+        logger.disabled = False
+    assert logged_lines() == 1
+    logging.disable(logging.INFO)
+    try:
+        assert logged_lines() == 0
+    finally:
+        logging.disable(logging.NOTSET)
+    assert logged_lines() == 1
+
+    picky = PickyLogger("werkzeug.picky-test")
+    picky.setLevel(logging.INFO)
+    picky.addHandler(logs)
+    picky.propagate = False
+    monkeypatch.setattr(werkzeug._internal, "_logger", picky)
+    assert logged_lines() == 1
+    picky.allow = False
+    assert logged_lines() == 0
+    monkeypatch.undo()
+    assert logged_lines() == 1
