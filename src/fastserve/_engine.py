@@ -82,7 +82,7 @@ _IDLE = -1.0
 #: most responses a thread holds back for one send batch (see the module docstring)
 SEND_BATCH = 16
 
-# the compiled Engine._serve_batch (``_dispatch.pxi``), with the compiled fast path
+# the compiled Engine._lead (``_dispatch.pxi``), with the compiled fast path
 _DispatchLoop: Any = None
 if PARSER_IMPL == "c":  # pragma: no cover - depends on the build
     from . import _parser

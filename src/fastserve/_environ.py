@@ -41,21 +41,31 @@ def connection_environ(
         normalised as werkzeug does: empty -> ``("<local>", 0)``, a string ->
         ``(s, 0)``).
     """
-    if not handler.client_address:
-        handler.client_address = ("<local>", 0)
-    elif isinstance(handler.client_address, str):
-        handler.client_address = (handler.client_address, 0)
+    addr = handler.client_address
+    if not addr:
+        addr = handler.client_address = ("<local>", 0)
+    elif isinstance(addr, str):
+        addr = handler.client_address = (addr, 0)
     cache: dict[type, dict[str, Any]] = server.__dict__.setdefault("_fs_environ_cache", {})
-    shared = cache.get(type(handler))
+    cls = type(handler)
+    shared = cache.get(cls)
     if shared is None:
-        shared = cache[type(handler)] = _server_environ(handler, server)
+        shared = cache[cls] = _server_environ(handler, server)
     env = shared.copy()
     # replaced per request (see the module docstring)
     env["wsgi.errors"] = sys.stderr
     env["wsgi.input"] = EMPTY_INPUT
     env["werkzeug.socket"] = sock
-    env["REMOTE_ADDR"] = handler.address_string()
-    env["REMOTE_PORT"] = handler.port_integer()
+    if (
+        cls.address_string is WSGIRequestHandler.address_string
+        and cls.port_integer is WSGIRequestHandler.port_integer
+    ):
+        # what werkzeug's methods return before the handler has an environ
+        env["REMOTE_ADDR"] = addr[0]
+        env["REMOTE_PORT"] = addr[1]
+    else:
+        env["REMOTE_ADDR"] = handler.address_string()
+        env["REMOTE_PORT"] = handler.port_integer()
     if isinstance(sock, ssl.SSLSocket):
         try:
             peer_cert = sock.getpeercert(binary_form=True)

@@ -8,6 +8,7 @@ compatibility path, and whether it overrides ``make_environ``.
 
 from __future__ import annotations
 
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from werkzeug import serving as _wz_serving
@@ -15,7 +16,7 @@ from werkzeug import serving as _wz_serving
 from . import _logging
 from ._environ import headers_from_environ
 
-__all__ = ["WSGIRequestHandler", "handler_traits"]
+__all__ = ["WSGIRequestHandler", "handler_traits", "server_line"]
 
 
 class WSGIRequestHandler(_wz_serving.WSGIRequestHandler):
@@ -120,3 +121,36 @@ def handler_traits(cls: type) -> _Traits:
     if traits is None:
         traits = _traits_cache[cls] = _Traits(cls)
     return traits
+
+
+# http.server's version_string() and werkzeug's server_version (the server's _server_version)
+_STOCK_VERSION_STRING = BaseHTTPRequestHandler.version_string
+_WZ_SERVER_VERSION = vars(_wz_serving.WSGIRequestHandler)["server_version"]
+# the Server lines of the stock hooks, by (server version, sys_version): a handful per process
+_server_lines: dict[tuple[Any, Any], bytes] = {}
+
+
+def server_line(handler: Any) -> bytes:
+    """The ``Server`` header line of ``handler``'s responses:
+    ``Server: <version_string()>\\r\\n``, encoded as http.server sends it (latin-1).
+
+    With the stock hooks (werkzeug's ``server_version``, http.server's
+    ``version_string``), the line is built once per server version, not once per
+    connection: ``version_string()`` would return ``server._server_version`` and
+    the class's ``sys_version``, which the cache is keyed by.
+    """
+    cls = type(handler)
+    if cls.version_string is _STOCK_VERSION_STRING and cls.server_version is _WZ_SERVER_VERSION:
+        key = (handler.server._server_version, cls.sys_version)
+        line = _server_lines.get(key)
+        if line is not None:
+            return line
+        if len(_server_lines) >= 64:
+            _server_lines.clear()  # values set per server: many means they keep changing
+        line = _server_lines[key] = _encode_server_line(handler.version_string())
+        return line
+    return _encode_server_line(handler.version_string())
+
+
+def _encode_server_line(version: str) -> bytes:
+    return b"Server: " + version.encode("latin-1") + b"\r\n"

@@ -249,6 +249,9 @@ class ConnectionState:
     resp_iter: Any
     resp_result: Any
     fast: Any
+    def init_state(self, server: Any, sock: Any, reader: Any, out: Any) -> None:
+        """Set every field: a new connection of ``server`` on ``sock``, idle, reading
+        nothing yet (``reader``), nothing to send (``out``, an empty deque)."""
 
 @final
 class EngineLock:

@@ -109,6 +109,9 @@ cdef extern from "Python.h":
     Py_ssize_t PyDict_GET_SIZE(object d)
     object PyDict_Copy(object d)
     int PyDict_Update(object a, object b) except -1
+    int PyDict_Next(object d, Py_ssize_t* pos, PyObject** key, PyObject** value)
+    PyObject* PyTuple_GET_ITEM(object t, Py_ssize_t i)
+    Py_ssize_t PyTuple_GET_SIZE(object t)
     # Cython's portable wrapper (plain PyDict_New where CPython's presizing is unavailable)
     object __Pyx_PyDict_NewPresized(Py_ssize_t minused)
 
@@ -740,6 +743,54 @@ cdef enum:
     T_ASTERISK = 3
 
 
+# set_base(): the connections of a server have bases with the same keys in the same order
+# (fastserve._environ.connection_environ), so the last base's keys, checked, and a template
+# holding them are kept. The next base with those keys is a copy of that template with the
+# base's values put in (a copy is one allocation and a memcpy, and a value put under a key
+# already there is not an insert), instead of the checks and two merges.
+@cython.final
+@cython.auto_pickle(False)
+cdef class _BaseShape:
+    cdef tuple keys       # the base's keys (the same objects), in order
+    cdef dict template    # _TEMPLATE's entries, then these keys with the value None
+    cdef Py_ssize_t later
+
+    cdef bint fits(self, dict base) noexcept:
+        """``base`` is a dict with exactly these keys (the same objects), in this order."""
+        cdef Py_ssize_t pos = 0, i = 0, n = PyTuple_GET_SIZE(self.keys)
+        cdef PyObject* key
+        cdef PyObject* value
+        if type(base) is not dict or PyDict_GET_SIZE(base) != n:
+            return False
+        while PyDict_Next(base, &pos, &key, &value):
+            if i >= n or key != PyTuple_GET_ITEM(self.keys, i):
+                return False
+            i += 1
+        return True
+
+    cdef dict template_for(self, dict base):
+        """The template of a base that fits."""
+        cdef dict template = PyDict_Copy(self.template)
+        PyDict_Update(template, base)
+        return template
+
+
+cdef _BaseShape _base_shape = None
+
+
+cdef void _keep_base_shape(dict base, dict template, Py_ssize_t later) except *:
+    """Keep the shape of ``base`` (checked) and ``template`` (built for it) for the next
+    base."""
+    global _base_shape
+    cdef _BaseShape shape = _BaseShape.__new__(_BaseShape)
+    shape.keys = tuple(base)
+    shape.template = PyDict_Copy(template)
+    for key in shape.keys:
+        shape.template[key] = None
+    shape.later = later
+    _base_shape = shape
+
+
 @cython.final
 cdef class RequestParser:
     cdef public Py_ssize_t max_request_line
@@ -814,22 +865,30 @@ cdef class RequestParser:
     def set_base(self, base, /):
         cdef Py_ssize_t n, later
         cdef dict template
+        cdef _BaseShape shape
         if not isinstance(base, dict):
             raise TypeError(f"set_base() needs a dict, not {type(base).__name__}")
         n = PyDict_GET_SIZE(base)
-        for key in base:
-            if key in REQUEST_KEYS or (PyUnicode_Check(key) and key.startswith(KEY_PREFIX_STR)):
-                raise ValueError(f"set_base(): {key!r} is set by the request head")
         if n == 0:
             self._template = _TEMPLATE
             self._later = SERVER_ENTRIES
             return
+        shape = _base_shape
+        if shape is not None and shape.fits(<dict>base):
+            self._template = shape.template_for(<dict>base)
+            self._later = shape.later
+            return
+        for key in base:
+            if key in REQUEST_KEYS or (PyUnicode_Check(key) and key.startswith(KEY_PREFIX_STR)):
+                raise ValueError(f"set_base(): {key!r} is set by the request head")
         later = SERVER_ENTRIES - n
         if later < LATER_ENTRIES:
             later = LATER_ENTRIES
         template = __Pyx_PyDict_NewPresized(7 + TEMPLATE_FIELDS + n + later)
         PyDict_Update(template, _TEMPLATE)
         PyDict_Update(template, base)
+        if type(base) is dict:
+            _keep_base_shape(<dict>base, template, later)
         self._template = template
         self._later = later
 

@@ -36,6 +36,33 @@ cdef class ConnectionState:
     cdef public object resp_result
     cdef public object fast
 
+    def init_state(self, server, sock, reader, out):
+        """Set every field: a new connection of ``server`` on ``sock``, idle, reading
+        nothing yet (``reader``), nothing to send (``out``, an empty deque)."""
+        self.server = server
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.buf = b""
+        self.out = out
+        self.deadline = 0.0
+        self.head_started = 0.0
+        self.expect = False
+        self.send_failed = False
+        self.writing = False
+        self.waiting = False
+        self.parked = False
+        self.lingering = False
+        self.disabled = False
+        self.defer = False
+        self.events = 1
+        self.feeding = None
+        self.reader = reader
+        self.env = None
+        self.exchange = None
+        self.resp_iter = None
+        self.resp_result = None
+        self.fast = None
+
 
 from cpython.pythread cimport (
     NOWAIT_LOCK, PY_LOCK_ACQUIRED, PyLockStatus, PyThread_acquire_lock,

@@ -51,6 +51,74 @@ class ConnectionState:
         "fast",
     )
 
+    server: Any
+    sock: Any
+    fd: int
+    buf: Any
+    out: Any
+    deadline: float
+    head_started: float
+    expect: bool
+    send_failed: bool
+    writing: bool
+    waiting: bool
+    parked: bool
+    lingering: bool
+    disabled: bool
+    defer: bool
+    events: int
+    feeding: Any
+    reader: Any
+    env: Any
+    exchange: Any
+    resp_iter: Any
+    resp_result: Any
+    fast: Any
+
+    def init_state(self, server: Any, sock: Any, reader: Any, out: Any) -> None:
+        """Set every field: a new connection of ``server`` on ``sock``, idle, reading
+        nothing yet (``reader``), nothing to send (``out``, an empty deque)."""
+        self.server = server
+        #: the socket (an ``ssl.SSLSocket`` after the TLS handshake)
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.buf = b""
+        #: response bytes accepted from the application and not yet sent: at most the
+        #: head plus the last piece the application yielded (the iterator is pulled
+        #: again only once this is empty)
+        self.out = out
+        #: when the engine gives up on the parked connection (monotonic clock)
+        self.deadline = 0.0
+        self.head_started = 0.0
+        self.expect = False
+        self.send_failed = False
+        #: a response waits for the socket to drain (``out``)
+        self.writing = False
+        #: parked with a deadline of its own: a body arriving, a drain, a stalled response
+        self.waiting = False
+        #: waiting in the engine's poller (not owned by a thread)
+        self.parked = False
+        #: half-closed after the last response; input is only discarded
+        self.lingering = False
+        #: taken out of the poller while a non-leader thread serves it
+        self.disabled = False
+        #: set by the engine for one dispatch: the fast path may leave a complete
+        #: response to the engine's send batch (DEFER) instead of sending it now
+        self.defer = False
+        #: what the engine polls it for (READ, or WRITE_READY while a response waits)
+        self.events = 1
+        #: the body reader being fed in the poller (before the app, or a drain after it)
+        self.feeding = None
+        self.reader = reader
+        #: the environ of the request being served (hooks read it through _bind_handler)
+        self.env = None
+        self.exchange = None
+        #: the application's iterator (and iterable, for close()) while a response waits
+        self.resp_iter = None
+        self.resp_result = None
+        #: the compiled twin of ``HTTPConnection._process`` (``_fastpath.pxi``), or None
+        self.fast = None
+
 
 class EngineState:
     """The fields of an engine its dispatch loop reads per request and per poll."""

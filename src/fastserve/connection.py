@@ -74,7 +74,7 @@ from ._body import EMPTY_INPUT, ChunkedReader, ContentLengthReader
 from ._body_feed import BodyFeeding
 from ._contracts import ConnectionServer
 from ._environ import connection_environ
-from ._handler import WSGIRequestHandler, handler_traits
+from ._handler import WSGIRequestHandler, handler_traits, server_line
 from ._response import Exchange
 from ._sendqueue import queued_bytes
 from ._settings import Settings
@@ -151,11 +151,8 @@ class HTTPConnection(BodyFeeding):
         addr: Any,
         settings: Settings | None = None,
     ) -> None:
-        self.server = server
+        self.init_state(server, sock, EMPTY_INPUT, deque())
         self.settings = Settings.from_server(server) if settings is None else settings
-        #: the socket (an ``ssl.SSLSocket`` after the TLS handshake)
-        self.sock: Any = sock
-        self.fd = sock.fileno()
         self.addr = addr
         cls: Any = server.RequestHandlerClass
         traits = handler_traits(cls)
@@ -163,57 +160,21 @@ class HTTPConnection(BodyFeeding):
         self.custom_environ = traits.make_environ
         self.handler: Any = None
         self.parser: Any = None
-        self.buf = b""
         self.base_env: dict[str, Any] = {}
         self.tls_pending = server.ssl_context is not None
         self.is_tls = False
         self.poller: Any = None
-        #: waiting in the engine's poller (not owned by a thread)
-        self.parked = False
-        #: when the engine gives up on the parked connection (monotonic clock)
-        self.deadline = 0.0
-        self.head_started = 0.0
-        self.reader: Any = EMPTY_INPUT
-        self.expect = False
         self.continue_sent = False
-        self.send_failed = False
         self.linger_bytes = 0
-        #: half-closed after the last response; input is only discarded
-        self.lingering = False
-        #: taken out of the poller while a non-leader thread serves it
-        self.disabled = False
-        #: what the engine polls it for (READ, or WRITE_READY while a response waits)
-        self.events = 1
         self.log_checked = False
         #: plain TCP/unix socket on our own request cycle (the fast path in on_readable)
         self.plain = not self.compat and not self.tls_pending
-        #: the environ of the request being served (hooks read it through _bind_handler)
-        self.env: dict[str, Any] | None = None
-        self.exchange: Exchange | None = None
-        #: parked with a deadline of its own: a body arriving, a drain, a stalled response
-        self.waiting = False
-        #: a response waits for the socket to drain (:attr:`out`)
-        self.writing = False
-        #: the body reader being fed in the poller (before the app, or a drain after it)
-        self.feeding: Any = None
         self.preread = False
         self.body_start = 0.0
         self.body_received = 0
-        #: response bytes accepted from the application and not yet sent: at most
-        #: the head plus the last piece the application yielded (the iterator is
-        #: pulled again only once this is empty)
-        self.out: deque[Any] = deque()
         self.stalled_since = 0.0
         self.stalled_sent = 0
         self.stalled_queued: int | None = None
-        #: the application's iterator (and iterable, for close()) while a response waits
-        self.resp_iter: Any = None
-        self.resp_result: Any = None
-        #: the compiled twin of :meth:`_process` (``_fastpath.pxi``), or None
-        self.fast: Any = None
-        #: set by the engine for one dispatch: the fast path may leave a complete
-        #: response to the engine's send batch (DEFER) instead of sending it now
-        self.defer = False
         if not self.compat:
             self._new_handler(cls, server, sock, addr)
 
@@ -232,7 +193,7 @@ class HTTPConnection(BodyFeeding):
         version = cls.protocol_version
         self.status_version = version.encode("ascii")
         self.proto11 = version >= "HTTP/1.1"
-        self.server_line = b"Server: " + handler.version_string().encode("latin-1") + b"\r\n"
+        self.server_line = server_line(handler)
         self.parser = RequestParser()
         # The access line may be skipped when INFO is off, unless a subclass
         # logs elsewhere (overrides log/log_request).

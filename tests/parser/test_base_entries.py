@@ -237,3 +237,68 @@ def test_request_key_rule_matches_the_parsers(parser_impl: ModuleType) -> None:
     for data in HEADS:
         for key in feed_three_ways(parser_impl, data)[0].environ:
             assert _abnf.is_request_key(key), key
+
+
+def _connection_base(sock: object, port: int) -> dict[str, Any]:
+    """A base as each connection of one server gets it: the same key objects, in the
+    same order, with the connection's own values."""
+    return {**BASE, "werkzeug.socket": sock, "REMOTE_PORT": port}
+
+
+def test_bases_with_the_same_keys_get_their_own_values(parser_impl: ModuleType) -> None:
+    """Connections of one server: each environ holds its own connection's values, in
+    the base's order, whichever base was set before (the compiled parser reuses the
+    template of the last base with the same keys)."""
+    parsers = []
+    for port in range(40000, 40004):
+        parser = parser_impl.RequestParser()
+        parser.set_base(_connection_base(object(), port))
+        parsers.append(parser)
+    for port, parser in zip(range(40000, 40004), parsers, strict=True):
+        parser.parse(HEADS[2])
+        base = _connection_base(parser.environ["werkzeug.socket"], port)
+        assert parser.environ == {**feed_three_ways(parser_impl, HEADS[2])[0].environ, **base}
+        assert [key for key in parser.environ if key in base] == list(base)
+
+
+def test_the_same_keys_in_another_order_keep_that_order(parser_impl: ModuleType) -> None:
+    first = parser_impl.RequestParser()
+    first.set_base(BASE)
+    reordered = dict(reversed(list(BASE.items())))
+    parser = parser_impl.RequestParser()
+    parser.set_base(reordered)
+    parser.parse(HEADS[0])
+    assert parser.environ == {**feed_three_ways(parser_impl, HEADS[0])[0].environ, **BASE}
+    assert [key for key in parser.environ if key in BASE] == list(reordered)
+
+
+def test_a_request_key_is_refused_after_a_base_was_kept(parser_impl: ModuleType) -> None:
+    """A base that differs from the last one only by a request key is still checked."""
+    parser_impl.RequestParser().set_base(dict(BASE))
+    bad = dict(BASE)
+    del bad["REMOTE_PORT"]
+    bad["HTTP_HOST"] = "x"
+    with pytest.raises(ValueError, match=r"set_base\(\): 'HTTP_HOST' is set by the request"):
+        parser_impl.RequestParser().set_base(bad)
+
+
+def test_a_connection_s_values_are_not_kept_for_the_next(parser_impl: ModuleType) -> None:
+    """The template kept for the next connection holds none of this one's objects."""
+    import gc
+    import weakref
+
+    class Sock:
+        pass
+
+    sock = Sock()
+    gone = weakref.ref(sock)
+    parser = parser_impl.RequestParser()
+    parser.set_base(_connection_base(sock, 1))
+    parser.parse(HEADS[0])
+    del parser, sock
+    gc.collect()
+    assert gone() is None
+    later = parser_impl.RequestParser()
+    later.set_base(_connection_base(object(), 2))
+    later.parse(HEADS[0])
+    assert later.environ["REMOTE_PORT"] == 2

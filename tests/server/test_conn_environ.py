@@ -10,11 +10,13 @@ import socket
 import sys
 from typing import Any
 
+import pytest
 import werkzeug.serving
 from conn_driver import CLOSE, LINGER, PARK, PEER, get, log_lines, post, split_responses
 from server_helpers import LogCapture, hello_app
 
 from fastserve import __version__
+from fastserve.connection import HTTPConnection
 from fastserve.serving import WSGIRequestHandler
 
 
@@ -330,3 +332,47 @@ def test_wsgi_errors_is_the_stderr_of_the_request(drive: Any, monkeypatch: Any) 
     assert split_responses(drv.exchange(get()))[0].status == 200
     assert seen[0][0] is seen[0][1] and seen[0][0] is not swapped
     assert seen[1][0] is swapped and seen[1][1] is swapped
+
+
+class VersionHandler(WSGIRequestHandler):
+    def version_string(self) -> str:
+        return f"Custom/{self.client_address[1]}"
+
+
+class SysVersionHandler(WSGIRequestHandler):
+    sys_version = "Interp/9"
+
+
+class ServerVersionHandler(WSGIRequestHandler):
+    server_version = "Plain/2"
+
+
+@pytest.mark.parametrize(
+    ("handler", "expected"),
+    [
+        (None, f"fastserve/{__version__} Python/{sys.version.split()[0]}"),
+        (VersionHandler, f"Custom/{PEER[1]}"),
+        (SysVersionHandler, f"fastserve/{__version__} Interp/9"),
+        (ServerVersionHandler, f"Plain/2 Python/{sys.version.split()[0]}"),
+    ],
+)
+def test_server_header_is_the_handlers_version_string(
+    drive: Any, handler: Any, expected: str
+) -> None:
+    """The Server field is ``version_string()`` as werkzeug sends it, whichever of its
+    parts a handler class overrides (the stock one's line is kept per server version)."""
+    for _ in range(2):  # a second connection of the class gets the same line
+        drv = drive(hello_app, handler=handler)
+        (resp,) = split_responses(drv.exchange(get()))
+        assert resp.header("Server") == expected
+
+
+def test_server_header_follows_the_servers_version(drive: Any) -> None:
+    """Two servers with different ``_server_version`` each get their own Server line."""
+    first = drive(hello_app)
+    second = drive(hello_app)
+    second.server._server_version = "Renamed/3"
+    second.conn = HTTPConnection(second.server, second.sock, PEER)
+    assert split_responses(first.exchange(get()))[0].header("Server").startswith("fastserve/")
+    (resp,) = split_responses(second.exchange(get()))
+    assert resp.header("Server") == f"Renamed/3 Python/{sys.version.split()[0]}"
