@@ -4,14 +4,16 @@
 # compiled twin of ``Engine._lead`` (fastserve/_engine.py), which defines the behaviour:
 # poll; for each ready descriptor, the listener is noted, the wake-up pipe drained, and a
 # connection served by this thread (or queued when every serving thread is busy); the
-# responses the batch kept are sent; then the engine's Python methods for what is rarer
-# (accepting, a sweep, a drain), each when ``Engine._lead`` would call it. On Linux the
+# responses the batch kept are sent; new connections are accepted (each set up by
+# ``Engine._new_connection``) and served; then the engine's Python methods for what is
+# rarer (a sweep, a drain), each when ``Engine._lead`` would call it. On Linux the
 # wait is epoll_wait() itself, on the poller's epoll descriptor, without the GIL (no list
 # of tuples per poll); elsewhere it is the poller's poll().
 #
 # What it does itself of serving a connection is the common case of ``Engine._dispatch``,
 # ``Engine._serve`` and ``Engine._settle``: a parked plain connection whose request ends
-# in PARK, idle, in the poller as it was; its read is ``HTTPConnection.on_readable`` with
+# in PARK, idle, in the poller as it was, and a new one whose first request ends in CLOSE,
+# closed; its read is ``HTTPConnection.on_readable`` with
 # the recv() in C (into the stack, at most FP_READ_SIZE bytes) when the connection has
 # nothing buffered. Every other state, and every other connection, goes to the engine's
 # Python methods.
@@ -93,6 +95,7 @@ cdef class DispatchLoop:
     cdef object poll
     cdef int epoll_fd
     cdef long listen_fd
+    cdef object accept
     cdef long wake_fd
     cdef int read
     cdef double idle
@@ -105,6 +108,7 @@ cdef class DispatchLoop:
         self.poll = engine.poller.poll
         self.epoll_fd = engine.poller.epoll_fd
         self.listen_fd = engine.listen_fd
+        self.accept = engine.listener._accept
         self.wake_fd = engine.wake_fd
         self.read = read
         self.idle = idle
@@ -137,7 +141,7 @@ cdef class DispatchLoop:
             if served < 0:
                 return
             if served and not engine.draining:
-                engine._accept(lease)
+                self._accept(engine, lease)
                 if engine.lease is not lease or engine.stopping:
                     return
             if engine.ready and engine.serving < engine.max_serving:
@@ -210,6 +214,33 @@ cdef class DispatchLoop:
                 return -1
         return 1 if accept else 0
 
+    cdef int _accept(self, EngineState engine, LeaseState lease) except -1:
+        """``Engine._accept`` from the engine's listener: a new connection's first
+        request is served as a parked connection's is (``_serve``)."""
+        cdef object accepted, fd, addr
+        cdef ConnectionState conn
+        cdef int i
+        cdef bint set_nodelay = engine.set_nodelay
+        for i in range(64):
+            try:
+                fd, addr = self.accept()
+            except OSError as e:
+                engine._accept_ended(e, True)
+                return 0
+            accepted = engine._new_connection(fd, addr, set_nodelay)
+            if accepted is None:
+                continue
+            conn = <ConnectionState?>accepted
+            if accepted.compat or accepted.tls_pending or engine.serving >= engine.max_serving:
+                engine._settle(conn, S_PARK, True)
+            else:
+                self._serve(engine, conn, lease, False, True)
+                if engine.ready:
+                    engine._serve_ready(lease)
+            if engine.lease is not lease or engine.stopping:
+                return 0
+        return 0
+
     cdef int _dispatch(self, EngineState engine, ConnectionState conn, LeaseState lease,
                        bint defer) except -1:
         """``Engine._dispatch`` of a parked connection."""
@@ -225,8 +256,9 @@ cdef class DispatchLoop:
         return 0
 
     cdef int _serve(self, EngineState engine, ConnectionState conn, LeaseState lease,
-                    bint defer) except -1:
-        """``Engine._serve``, then ``_settle`` of an idle keep-alive connection."""
+                    bint defer, bint first=False) except -1:
+        """``Engine._serve``, then ``_settle`` of an idle keep-alive connection (or of
+        a new connection that its first request closes)."""
         cdef object fast
         cdef list deferred
         cdef int state
@@ -249,7 +281,7 @@ cdef class DispatchLoop:
         except BaseException:
             engine.serving -= 1
             lease.busy = False
-            engine._drop(conn)
+            engine._drop(conn, not first)
             raise
         engine.serving -= 1
         lease.busy = False
@@ -259,7 +291,7 @@ cdef class DispatchLoop:
             if len(deferred) >= self.send_batch:
                 self._flush(engine, deferred)
             return 0
-        return self._settle(engine, conn, state)
+        return self._settle(engine, conn, state, first)
 
     cdef int _flush(self, EngineState engine, list deferred) except -1:
         """``Engine._flush``: send the responses of a send batch (each connection's
@@ -288,8 +320,18 @@ cdef class DispatchLoop:
             del deferred[:]
         return 0
 
-    cdef int _settle(self, EngineState engine, ConnectionState conn, int state) except -1:
-        """``Engine._settle``; what it does for an idle keep-alive connection, in C."""
+    cdef int _settle(self, EngineState engine, ConnectionState conn, int state,
+                     bint first=False) except -1:
+        """``Engine._settle``; what it does for an idle keep-alive connection, and for
+        a new one its first request closes, in C."""
+        if first:
+            if state == S_CLOSE:  # Engine._drop(conn, registered=False)
+                if self.conns.get(conn.fd) is conn:
+                    del self.conns[conn.fd]
+                conn.close()
+            else:
+                engine._settle(conn, state, True)
+            return 0
         if (
             state != S_PARK
             or conn.lingering

@@ -315,45 +315,68 @@ class Engine(AcceptBackoff, EngineState):
         return accept
 
     def _accept(self, lease: Lease, other: socket.socket | None = None) -> None:
-        """Accept and serve new connections, from this engine's listener or ``other``."""
-        server = self.server
-        settings = self.settings
+        """Accept and serve new connections, from this engine's listener or ``other``.
+        Compiled (own listener) in ``DispatchLoop.lead`` (``_dispatch.pxi``)."""
         # plain sockets, also from a TLS listener (the handshake runs per connection)
         accept = (self.listener if other is None else other)._accept  # type: ignore[attr-defined]
-        family, type_, proto = self._sock_args
         set_nodelay = self.set_nodelay or other is not None
         for _ in range(64):
             try:
                 fd, addr = accept()
-                sock = socket.socket(family, type_, proto, fileno=fd)
-            except BlockingIOError:
-                if self.nodelay_inherited and other is None:
-                    self.set_nodelay = False  # queued before the listener had it: all taken
-                return
-            except InterruptedError:
-                return
             except OSError as e:
-                if e.errno in _ACCEPT_EXHAUSTED:
-                    self._pause_accepting(e)
+                self._accept_ended(e, own=other is None)
                 return
-            if set_nodelay:
-                try:
-                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                except OSError:
-                    pass
-            try:
-                conn = HTTPConnection(server, sock, addr, settings)
-            except Exception:
-                sock.close()
-                server.handle_error(sock, addr)
+            conn = self._new_connection(fd, addr, set_nodelay)
+            if conn is None:
                 continue
-            self.conns[conn.fd] = conn
             if conn.compat or conn.tls_pending or self.serving >= self.max_serving:
                 self._settle(conn, PARK, first=True)
             else:
                 self._dispatch(conn, lease, first=True)
             if self.lease is not lease or self.stopping:
                 return
+
+    def _accept_ended(self, error: OSError, own: bool) -> None:
+        """A batch of accept() calls ended with ``error``: the queue is empty
+        (EAGAIN), a signal (EINTR), or a failure (out of descriptors: the
+        listener rests, :meth:`_pause_accepting`). ``own``: this engine's listener."""
+        if isinstance(error, BlockingIOError):
+            if self.nodelay_inherited and own:
+                self.set_nodelay = False  # queued before the listener had it: all taken
+        elif error.errno in _ACCEPT_EXHAUSTED:
+            self._pause_accepting(error)
+
+    def _new_connection(self, fd: int, addr: Any, set_nodelay: bool) -> HTTPConnection | None:
+        """The connection of an accepted descriptor, in :attr:`conns`; None when
+        it could not be set up (closed; the server's ``handle_error`` reports it)."""
+        sock = self._socket(fd, set_nodelay)
+        if sock is None:
+            return None
+        try:
+            conn = HTTPConnection(self.server, sock, addr, self.settings)
+        except Exception:
+            try:  # socketserver's order: report, then close
+                self.server.handle_error(sock, addr)
+            finally:
+                sock.close()
+            return None
+        self.conns[conn.fd] = conn
+        return conn
+
+    def _socket(self, fd: int, set_nodelay: bool) -> socket.socket | None:
+        """The socket object of an accepted descriptor (closed, None, if that fails)."""
+        family, type_, proto = self._sock_args
+        try:
+            sock = socket.socket(family, type_, proto, fileno=fd)
+        except OSError:
+            os.close(fd)
+            return None
+        if set_nodelay:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+        return sock
 
     def _take_waiting(self, lease: Lease) -> None:
         """This pre-fork worker was idle for a whole poll interval: serve the
@@ -643,7 +666,6 @@ class Engine(AcceptBackoff, EngineState):
         it). :return: why some connections could not be set up (closed)."""
         server = self.server
         accept = self.listener._accept  # type: ignore[attr-defined]
-        family, type_, proto = self._sock_args
         failed: list[str] = []
         # the queue holds at most the backlog; more arrived after the signal
         for _ in range(max(server.request_queue_size, 64) * 2):
@@ -651,12 +673,10 @@ class Engine(AcceptBackoff, EngineState):
                 fd, addr = accept()
             except OSError:  # empty (EAGAIN), or shut down already
                 break
-            sock = socket.socket(family, type_, proto, fileno=fd)
-            if self.set_nodelay:
-                try:
-                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                except OSError:
-                    pass
+            sock = self._socket(fd, self.set_nodelay)
+            if sock is None:
+                failed.append(f"{addr!r}: no socket object")
+                continue
             try:
                 conn = HTTPConnection(server, sock, addr, self.settings)
                 self.poller.add(conn.fd, 0)  # registered, disabled: _settle enables it

@@ -50,3 +50,34 @@ def test_sticky_protocol_version_on_the_handler_class(serve: Any) -> None:
     assert Handler.protocol_version == "HTTP/1.0"
     serve(hello_app, threaded=True, handler=Handler)
     assert vars(Handler)["protocol_version"] == "HTTP/1.1"
+
+
+def test_a_connection_that_cannot_be_set_up_is_closed_and_reported(serve: Any) -> None:
+    """The handler's ``address_string()`` (called when the connection is set up)
+    raising: that connection is closed and handed to the server's
+    ``handle_error``; the next ones are served."""
+    failures = []
+
+    class Handler(WSGIRequestHandler):
+        def address_string(self) -> str:
+            if not failures:
+                failures.append(self.client_address)
+                raise RuntimeError("no address")
+            return "10.0.0.1"
+
+    running = serve(hello_app, handler=Handler)
+    reported: list[Any] = []
+    running.server.handle_error = lambda request, addr: reported.append((request, addr))
+    with running.connect() as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        try:
+            data = s.recv(1024)
+        except ConnectionResetError:  # closed with the request unread
+            data = b""
+        assert data == b""  # closed without a response
+    assert [addr for _, addr in reported] == failures
+    assert reported[0][0].fileno() == -1  # its socket is closed
+    for _ in range(2):
+        with running.connect() as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert Reader(s).response().status == 200
