@@ -46,12 +46,13 @@ def connection_environ(
         addr = handler.client_address = ("<local>", 0)
     elif isinstance(addr, str):
         addr = handler.client_address = (addr, 0)
-    cache: dict[type, dict[str, Any]] = server.__dict__.setdefault("_fs_environ_cache", {})
     cls = type(handler)
-    shared = cache.get(cls)
-    if shared is None:
+    try:
+        shared: dict[str, Any] = server._fs_environ_cache[cls]  # type: ignore[attr-defined]
+    except (AttributeError, KeyError):
+        cache = server.__dict__.setdefault("_fs_environ_cache", {})
         shared = cache[cls] = _server_environ(handler, server)
-    env = shared.copy()
+    env = shared.copy()  # with room for the entries set below (no resize)
     # replaced per request (see the module docstring)
     env["wsgi.errors"] = sys.stderr
     env["wsgi.input"] = EMPTY_INPUT
@@ -89,6 +90,12 @@ def _server_environ(handler: WSGIRequestHandler, server: EnvironServer) -> dict[
         # werkzeug parity: for AF_UNIX these are the path's first two characters
         "SERVER_NAME": server_address[0],
         "SERVER_PORT": str(server_address[1]),
+        # set per connection by connection_environ()
+        "wsgi.errors": None,
+        "wsgi.input": None,
+        "werkzeug.socket": None,
+        "REMOTE_ADDR": None,
+        "REMOTE_PORT": None,
     }
 
 
