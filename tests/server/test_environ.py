@@ -5,12 +5,15 @@ and the handler hooks are tested without a listener in
 
 from __future__ import annotations
 
+import errno
+import os
 import socket
 from typing import Any
 
 import pytest
 from server_helpers import Reader, Running, hello_app
 
+from fastserve._engine import Engine
 from fastserve.server import make_server
 from fastserve.serving import WSGIRequestHandler
 
@@ -81,3 +84,21 @@ def test_a_connection_that_cannot_be_set_up_is_closed_and_reported(serve: Any) -
         with running.connect() as s:
             s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
             assert Reader(s).response().status == 200
+
+
+def test_a_descriptor_that_is_not_a_socket_is_closed_not_leaked() -> None:
+    """``Engine._socket`` on what accept() returned: when no socket object can
+    be made of it, the descriptor is closed (and no connection is set up)."""
+    srv = make_server("127.0.0.1", 0, hello_app, threaded=True)
+    engine = Engine(srv, 0.1)
+    read_end, write_end = os.pipe()
+    try:
+        assert engine._new_connection(read_end, ("127.0.0.1", 1), False) is None
+        with pytest.raises(OSError) as info:
+            os.fstat(read_end)
+        assert info.value.errno == errno.EBADF
+        assert engine.conns == {}
+    finally:
+        os.close(write_end)
+        engine.close()
+        srv.server_close()
