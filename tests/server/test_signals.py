@@ -104,11 +104,6 @@ def test_first_sigint_drains_the_request_in_the_main_thread(
         with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
             s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
             got.append(recv_all(s, timeout=5))
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=2).close()
-            got.append(b"accepted")
-        except ConnectionRefusedError:
-            got.append(b"refused")
 
     def interrupt() -> None:
         assert inside.wait(5)
@@ -120,8 +115,11 @@ def test_first_sigint_drains_the_request_in_the_main_thread(
     srv.serve_forever()
     for t in threads:
         t.join(5)
-    assert len(got) == 2 and got[0].startswith(b"HTTP/1.0 200 OK\r\n"), got
-    assert got[1] == b"refused"
+    # the drain closed the listener (a connection made between the response and
+    # that close would have been swept and served: not tested, it is a race)
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    assert len(got) == 1 and got[0].startswith(b"HTTP/1.0 200 OK\r\n"), got
     head, _, body = got[0].partition(b"\r\n\r\n")
     assert b"Connection: close" in head and body == b"done"
 
