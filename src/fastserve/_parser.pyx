@@ -38,6 +38,7 @@ from cpython.bytes cimport (
 )
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.unicode cimport PyUnicode_Check
 from libc.string cimport memchr, memcmp, memcpy, memset
 
@@ -375,6 +376,22 @@ cdef object _environ_key(const unsigned char* name, Py_ssize_t n):
     return key
 
 
+cdef bint _is_environ_key(PyObject* key, const unsigned char* name, Py_ssize_t n) noexcept:
+    """``key`` (a str made by ``_environ_key`` or an interned key, or NULL) is the environ key
+    of the field name ``name[:n]``."""
+    cdef Py_ssize_t i, k = PyBytes_GET_SIZE(KEY_PREFIX)
+    cdef const unsigned char* data
+    if key == NULL or PyUnicode_GET_LENGTH(<object>key) != k + n:
+        return False
+    data = <const unsigned char*>PyUnicode_DATA(<object>key)
+    if memcmp(data, PyBytes_AS_STRING(KEY_PREFIX), k) != 0:
+        return False
+    for i in range(n):
+        if data[k + i] != KEY_CHAR[name[i]]:
+            return False
+    return True
+
+
 # --- vectorised scans (SSE2 where the compiler offers it, else eight bytes at a time) --------
 
 cdef extern from "_scan.h":
@@ -398,6 +415,27 @@ cdef inline object _latin1(const unsigned char* p, Py_ssize_t n, bint high):
     """A str of latin-1 bytes; ``high`` says whether one of them is >= 0x80 (canonical kind)."""
     cdef object s = PyUnicode_New(n, 255 if high else 127)
     memcpy(PyUnicode_DATA(s), p, n)
+    return s
+
+
+cdef object _kept_or_new(PyObject** slot, const unsigned char* p, Py_ssize_t n, bint high):
+    """The str of the latin-1 bytes ``p[:n]``: the one ``slot`` keeps when it holds exactly
+    these bytes, else a new one, then kept in ``slot`` (``high`` as for ``_latin1``).
+
+    A keep-alive client sends most values of its previous request again, byte for byte
+    (User-Agent, Accept, Cookie, the target of a polling or benchmarking client): each
+    is one length compare and a memcmp instead of an allocation, a copy and a free. A str
+    is immutable, so environs of successive requests sharing one is invisible to an app.
+    """
+    cdef PyObject* kept = slot[0]
+    cdef object s
+    if (kept != NULL and PyUnicode_GET_LENGTH(<object>kept) == n
+            and memcmp(PyUnicode_DATA(<object>kept), p, n) == 0):
+        return <object>kept
+    s = _latin1(p, n, high)
+    Py_INCREF(s)
+    slot[0] = <PyObject*>s
+    Py_XDECREF(kept)
     return s
 
 
@@ -710,12 +748,13 @@ cdef bint _known_coding(const unsigned char* p, Py_ssize_t n) noexcept:
 
 cdef inline int _add_value(dict env, object key, object value) except -1:
     """``env[key] = value``; a repeated field is joined with "," in arrival order
-    (RFC 9110 §5.3)."""
+    (RFC 9110 §5.3). Returns 1 when it was a repeat, else 0."""
     # compare sizes, not identity: "" is a singleton
     cdef Py_ssize_t size = PyDict_GET_SIZE(env)
     cdef PyObject* prev = PyDict_SetDefault(env, key, value)
     if PyDict_GET_SIZE(env) == size:
         env[key] = <object>prev + "," + value
+        return 1
     return 0
 
 
@@ -735,6 +774,17 @@ cdef enum:
     P_START = 0     # before / inside the request line
     P_FIELDS = 1    # field lines
     P_DONE = 2      # head complete; the next parse() starts a new request
+
+# The strs of the previous request a parser keeps for reuse (_kept_or_new): the target's
+# three, then the values of the first KEPT_FIELDS field lines, by position (a client sends
+# its fields in the same order each time).
+cdef enum:
+    KEPT_URI = 0
+    KEPT_PATH = 1
+    KEPT_QUERY = 2
+    KEPT_FIELD0 = 3
+    KEPT_FIELDS = 32
+    KEPT_SLOTS = KEPT_FIELD0 + KEPT_FIELDS
 
 cdef enum:
     T_ORIGIN = 0
@@ -837,6 +887,17 @@ cdef class RequestParser:
     cdef Field* _fields
     cdef Py_ssize_t _nfields
     cdef Py_ssize_t _cap
+    cdef PyObject* _kept[KEPT_SLOTS]  # owned references or NULL (tp_alloc zeroes them)
+    # the environ keys of the previous request's first KEPT_FIELDS fields (owned or NULL);
+    # _kept_n: how many, -1 when that head had an obs-fold, a dropped or a repeated name
+    cdef PyObject* _kept_keys[KEPT_FIELDS]
+    cdef Py_ssize_t _kept_n
+    # the shape of those fields, once two heads in a row had them (see _shaped_environ):
+    # _shape_template's entries, then each kept key with the value _shape_values holds
+    # (borrowed from _shape)
+    cdef dict _shape
+    cdef dict _shape_template
+    cdef PyObject* _shape_values[KEPT_FIELDS]
 
     def __cinit__(self):
         self._cap = 32
@@ -845,7 +906,12 @@ cdef class RequestParser:
             raise MemoryError()
 
     def __dealloc__(self):
+        cdef int i
         PyMem_Free(self._fields)
+        for i in range(KEPT_SLOTS):
+            Py_XDECREF(self._kept[i])
+        for i in range(KEPT_FIELDS):
+            Py_XDECREF(self._kept_keys[i])
 
     def __init__(self, Py_ssize_t max_request_line=_abnf.MAX_REQUEST_LINE,
                  Py_ssize_t max_field_line=_abnf.MAX_FIELD_LINE,
@@ -860,6 +926,7 @@ cdef class RequestParser:
         self.version = ""
         self._template = _TEMPLATE
         self._later = SERVER_ENTRIES
+        self._kept_n = -1
         self.reset()
 
     def set_base(self, base, /):
@@ -1205,7 +1272,7 @@ cdef class RequestParser:
         cdef unsigned char acc = 0
         cdef signed char hi, lo
         if memchr(p + s, b"%", e - s) == NULL:
-            return _ascii(p + s, e - s)
+            return _kept_or_new(&self._kept[KEPT_PATH], p + s, e - s, False)
         buf = <unsigned char*>PyMem_Malloc(e - s)
         if buf == NULL:
             raise MemoryError()
@@ -1243,13 +1310,14 @@ cdef class RequestParser:
                 return name
         return _ascii(p + ms, mlen)
 
-    cdef inline dict _request_environ(self, const unsigned char* p, str method, str version):
-        """A new environ: the template's entries (see ``_TEMPLATE``), then the request
-        line's."""
+    cdef inline dict _request_environ(self, const unsigned char* p, str method, str version,
+                                      dict source):
+        """A new environ: the entries of ``source`` (the template, see ``_TEMPLATE``, or the
+        shape, see ``_shaped_environ``), then the request line's."""
         cdef dict env
         cdef object uri
-        if self._nfields <= TEMPLATE_FIELDS:
-            env = PyDict_Copy(self._template)
+        if source is not self._template or self._nfields <= TEMPLATE_FIELDS:
+            env = PyDict_Copy(source)
         else:
             env = __Pyx_PyDict_NewPresized(
                 PyDict_GET_SIZE(self._template) + self._nfields + self._later
@@ -1264,8 +1332,10 @@ cdef class RequestParser:
         else:
             env[K_PATH_INFO] = self._path_info(p)
         if self._q_start >= 0:
-            env[K_QUERY_STRING] = _ascii(p + self._q_start, self._q_end - self._q_start)
-        uri = _ascii(p + self._uri_start, self._t_end - self._uri_start)
+            env[K_QUERY_STRING] = _kept_or_new(&self._kept[KEPT_QUERY], p + self._q_start,
+                                               self._q_end - self._q_start, False)
+        uri = _kept_or_new(&self._kept[KEPT_URI], p + self._uri_start,
+                           self._t_end - self._uri_start, False)
         env[K_REQUEST_URI] = uri
         env[K_RAW_URI] = uri
         return env
@@ -1281,9 +1351,12 @@ cdef class RequestParser:
         """The value of field ``i`` as a latin-1 str, with its obs-fold lines ``i+1:end``
         appended whole, CRLFs removed (RFC 9112 §5.2)."""
         cdef Field* f = &self._fields[i]
-        if end == i + 1:
-            return _latin1(p + f.value_start, f.value_end - f.value_start, f.high)
-        return self._folded_value(p, i, end)
+        if end != i + 1:
+            return self._folded_value(p, i, end)
+        if i < KEPT_FIELDS:
+            return _kept_or_new(&self._kept[KEPT_FIELD0 + i], p + f.value_start,
+                                f.value_end - f.value_start, f.high)
+        return _latin1(p + f.value_start, f.value_end - f.value_start, f.high)
 
     cdef object _folded_value(self, const unsigned char* p, Py_ssize_t i, Py_ssize_t end):
         """``_field_value`` when there are obs-fold lines: one str, written in place."""
@@ -1305,27 +1378,108 @@ cdef class RequestParser:
         return value
 
     cdef int _add_fields(self, const unsigned char* p, dict env, Framing* fr) except -1:
-        """Every field into the environ under werkzeug's key, the framing fields into ``fr``.
+        """Every field into the environ under werkzeug's key, the framing fields into ``fr``;
+        the keys are kept for the next head (``_kept_n``).
 
         Names with "_" are left out (werkzeug drops them: "_" and "-" map to the same key).
         """
         cdef Py_ssize_t i = 0, end
         cdef Field* f
         cdef object key, value
+        cdef bint plain = self._nfields <= KEPT_FIELDS
         while i < self._nfields:
             f = &self._fields[i]
             end = self._fold_end(i)
+            if f.kind == F_DROP or end != i + 1:
+                plain = False
             if f.kind != F_DROP:
                 value = self._field_value(p, i, end)
                 if f.kind != F_OTHER:
                     _framing_field(fr, f.kind, i, value)
-                if f.key != NULL:
-                    key = <object>f.key
-                else:
-                    key = _environ_key(p + f.name_start, f.name_end - f.name_start)
-                _add_value(env, key, value)
+                key = self._field_key(p, i)
+                if _add_value(env, key, value):
+                    plain = False
             i = end
+        self._kept_n = self._nfields if plain else -1
         return 0
+
+    cdef object _field_key(self, const unsigned char* p, Py_ssize_t i):
+        """The environ key of field ``i``: the table's, else the one kept at this position
+        when it is this name's, else a new one; kept for the next head."""
+        cdef Field* f = &self._fields[i]
+        cdef PyObject* kept
+        cdef object key
+        if f.key != NULL:
+            key = <object>f.key
+        elif i < KEPT_FIELDS and _is_environ_key(self._kept_keys[i], p + f.name_start,
+                                                 f.name_end - f.name_start):
+            return <object>self._kept_keys[i]
+        else:
+            key = _environ_key(p + f.name_start, f.name_end - f.name_start)
+        if i < KEPT_FIELDS and self._kept_keys[i] != <PyObject*>key:
+            kept = self._kept_keys[i]
+            Py_INCREF(key)
+            self._kept_keys[i] = <PyObject*>key
+            Py_XDECREF(kept)
+        return key
+
+    cdef bint _same_keys(self, const unsigned char* p) noexcept:
+        """This head's fields have the kept keys, in the same order (so no obs-fold, no
+        dropped and no repeated name: see ``_kept_n``)."""
+        cdef Py_ssize_t i
+        cdef Field* f
+        if self._nfields == 0 or self._kept_n != self._nfields:
+            return False
+        for i in range(self._nfields):
+            f = &self._fields[i]
+            if f.key != NULL:
+                if f.key != self._kept_keys[i]:
+                    return False
+            elif f.kind != F_OTHER or not _is_environ_key(
+                    self._kept_keys[i], p + f.name_start, f.name_end - f.name_start):
+                return False
+        return True
+
+    cdef void _keep_shape(self) except *:
+        """Keep the shape of this head's fields (they have the kept keys and values)."""
+        cdef dict shape = PyDict_Copy(self._template)
+        cdef Py_ssize_t i
+        for i in range(self._kept_n):
+            PyDict_SetItem(shape, <object>self._kept_keys[i], <object>self._kept[KEPT_FIELD0 + i])
+            self._shape_values[i] = self._kept[KEPT_FIELD0 + i]
+        self._shape = shape
+        self._shape_template = self._template
+
+    cdef dict _shaped_environ(self, const unsigned char* p, str method, str version,
+                              Framing* fr):
+        """The environ of a head whose fields have the kept keys, in order, when their shape
+        is kept: a copy of the shape (its keys in place, most values too: a keep-alive
+        client repeats its fields), then the values that differ put in.
+
+        A value that differs from the shape's but repeats the previous head's goes into
+        the shape too; one that changes every time (a request id) costs one put per head,
+        as it would in ``_add_fields``.
+        """
+        cdef dict env = self._request_environ(p, method, version, self._shape)
+        cdef Py_ssize_t i
+        cdef Field* f
+        cdef PyObject** slot
+        cdef PyObject* before
+        cdef object key, value
+        for i in range(self._nfields):
+            f = &self._fields[i]
+            slot = &self._kept[KEPT_FIELD0 + i]
+            before = slot[0]
+            value = _kept_or_new(slot, p + f.value_start, f.value_end - f.value_start, f.high)
+            if f.kind != F_OTHER:
+                _framing_field(fr, f.kind, i, value)
+            if <PyObject*>value != self._shape_values[i]:
+                key = <object>self._kept_keys[i]
+                PyDict_SetItem(env, key, value)
+                if <PyObject*>value == before:
+                    PyDict_SetItem(self._shape, key, value)
+                    self._shape_values[i] = <PyObject*>value
+        return env
 
     cdef inline long long _framing(self, const unsigned char* p, dict env, const Framing* fr,
                                    bint* must_close) except -2:
@@ -1355,9 +1509,18 @@ cdef class RequestParser:
         cdef long long content_length
         cdef str method = self._method_name(p)
         cdef str version = S_HTTP11 if self._http11 else S_HTTP10
-        cdef dict env = self._request_environ(p, method, version)
+        cdef dict env
+        cdef bint same_keys = self._same_keys(p)
         memset(&fr, 0, sizeof(Framing))
-        self._add_fields(p, env, &fr)
+        if same_keys and self._shape is not None and self._shape_template is self._template:
+            env = self._shaped_environ(p, method, version, &fr)
+        else:
+            self._shape = None
+            env = self._request_environ(p, method, version, self._template)
+            self._add_fields(p, env, &fr)
+            if same_keys:
+                # the same names as the previous head: keep their shape for the next
+                self._keep_shape()
         if self._host_start >= 0:
             # RFC 9112 §3.2.2: an absolute-form target's authority replaces Host
             env[K_HTTP_HOST] = _ascii(p + self._host_start, self._host_end - self._host_start)
