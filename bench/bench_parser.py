@@ -19,6 +19,13 @@ table):
   ``REMOTE_ADDR``/``PORT``, ``wsgi.*``, ``SERVER_SOFTWARE``) once with
   ``set_base``, then ``wsgi.errors`` (``sys.stderr``) and ``wsgi.input`` set per
   request, as ``HTTPConnection._run`` does.
+- ``fastserve-c, nothing repeated``: ``fastserve-c`` given, in turn, the head and one
+  sharing nothing with it (fields in reverse order, every value, the path and the query
+  differing in their last byte): what the parser keeps from a connection's previous head
+  (docs/parsing.md, "Successive heads") is never reused, the worst case for a keep-alive
+  connection. The ``fastserve-c`` row repeats one head, as a benchmarking or polling
+  client does; a browser repeats most of its values and names (User-Agent, Accept-*,
+  Cookie, Host), not all.
 - ``fastserve-c parse()``: ``parse`` alone (and reading ``environ``), without a
   base: the request entries only (so the connection entries are not checked).
 - ``werkzeug``: what ``WSGIRequestHandler`` does per request (werkzeug closes
@@ -70,7 +77,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from importlib import metadata
-from itertools import repeat
+from itertools import cycle, repeat
 from typing import Any
 from urllib.parse import unquote
 
@@ -159,6 +166,26 @@ LARGE = _head(
 
 REQUESTS: dict[str, bytes] = {"tiny": TINY, "typical": TYPICAL, "large": LARGE}
 
+
+def _other_byte(text: bytes) -> bytes:
+    """``text`` with its last byte changed (same length: the compare runs to the end)."""
+    return text[:-1] + bytes([text[-1] ^ 1])
+
+
+def unrepeated(data: bytes) -> bytes:
+    """The head a client would send after ``data`` sharing nothing with it: the fields in
+    reverse order, every value, the path and the query differing in their last byte."""
+    request_line, *fields = data.rstrip(b"\r\n").split(b"\r\n")
+    method, target, version = request_line.split(b" ")
+    path, sep, query = target.partition(b"?")
+    target = (_other_byte(path) if len(path) > 1 else b"/x") + sep + (_other_byte(query) if query else b"")
+    others = [
+        name + b": " + _other_byte(value)
+        for name, _, value in (field.partition(b": ") for field in reversed(fields))
+    ]
+    return b"\r\n".join([b" ".join([method, target, version]), *others]) + b"\r\n\r\n"
+
+
 # --- per-connection facts, the same for every implementation ----------------------------
 
 SERVER_ADDRESS = ("127.0.0.1", 5000)
@@ -220,6 +247,23 @@ def make_fastserve(module_name: str, complete: bool = True) -> Runner:
         return environ
 
     return run
+
+
+def make_fastserve_unrepeated() -> Runner:
+    """``fastserve-c`` on a connection whose heads share nothing: the calls for ``data``
+    parse ``data`` and ``unrepeated(data)`` in turn, ``data`` first. (Picking the head
+    costs a dict lookup and a call, counted in the row.)"""
+    run = make_fastserve("fastserve._parser")
+    turns: dict[bytes, Callable[[], bytes]] = {}
+
+    def alternate(data: bytes) -> Environ:
+        try:
+            turn = turns[data]
+        except KeyError:
+            turn = turns[data] = cycle([data, unrepeated(data)]).__next__
+        return run(turn())
+
+    return alternate
 
 
 def make_werkzeug() -> Runner:
@@ -420,6 +464,7 @@ def make_h1c_environ() -> Runner:
 IMPLEMENTATIONS: dict[str, Callable[[], Runner]] = {
     "fastserve-c": lambda: make_fastserve("fastserve._parser"),
     "fastserve-c parse()": lambda: make_fastserve("fastserve._parser", complete=False),
+    "fastserve-c, nothing repeated": make_fastserve_unrepeated,
     "fastserve-py": lambda: make_fastserve("fastserve._parser_py"),
     "werkzeug": make_werkzeug,
     "httptools": make_httptools,
@@ -628,6 +673,9 @@ def main(argv: list[str] | None = None) -> int:
                 x_parse = median_ratio("httptools", "fastserve-c parse()", "typical")
                 line += f" ({x_parse:.1f}x httptools)"
             print("Typical request, fastserve-c: " + line)
+        if "fastserve-c, nothing repeated" in runners:
+            fresh_us = statistics.median(times["fastserve-c, nothing repeated", "typical"]) / 1000
+            print(f"Typical request, fastserve-c, nothing repeated: {fresh_us:.3f} µs")
         typical_us = statistics.median(times["fastserve-c", "typical"]) / 1000
         x_wz = median_ratio("werkzeug", "fastserve-c", "typical")
         verdict = [f"{x_wz:.1f}x werkzeug ({'ok' if x_wz >= 30 else 'MISSED'}: >= 30x)"]

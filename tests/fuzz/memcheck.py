@@ -5,7 +5,10 @@ the corpus directories given (atheris/libFuzzer's, in ``fuzz_parser`` input
 format), the malformed-request table of ``tests/parser``, and ``--generated N``
 seeded mutations of the seeds. Each input goes through
 :func:`fuzz_parser.decode_input` (parser or decoder, limits, buffer type, split
-points) and is also fed whole and, when short, byte by byte. Errors must be
+points) and is also fed whole, three times in a row (what a parser keeps from one
+head for the next, docs/parsing.md "Successive heads") and, when short, byte by
+byte; and every input goes, in turn, through one long-lived parser (a connection
+whose heads are all different). Errors must be
 ``HTTPParseError``; anything else stops the run. Usage (the command recorded in
 docs/parsing.md, "Memory safety")::
 
@@ -20,8 +23,11 @@ import random
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import fuzz_parser
+
+from fastserve.errors import HTTPParseError
 
 INTERESTING = b'\r\n \t:;,/?#%@[]"\\\x00\x01\x7f\x80\xff0aAxn-'
 
@@ -66,8 +72,24 @@ def run(data: bytes, c_impl: object) -> None:
     message = b"".join(pieces)
     trace(c_impl, pieces, limits, wrap)
     trace(c_impl, [message], limits, memoryview)
+    trace(c_impl, [message * 3], limits, bytes)
     if len(message) <= 200:
         trace(c_impl, [message[i : i + 1] for i in range(len(message))], limits, bytearray)
+
+
+def through_one_parser(inputs: list[bytes], c_impl: Any) -> None:
+    """Every request-parser input's message on one parser, twice, reset after an error."""
+    parser = c_impl.RequestParser()
+    for data in inputs:
+        if not data or fuzz_parser.decode_input(data)[0]:
+            continue
+        message = b"".join(fuzz_parser.decode_input(data)[3])
+        for _ in range(2):
+            try:
+                parser.parse(message)
+            except HTTPParseError:
+                pass
+            parser.reset()
 
 
 def main() -> None:
@@ -82,6 +104,7 @@ def main() -> None:
     start = time.monotonic()
     for data in inputs:
         run(data, c_impl)
+    through_one_parser(inputs, c_impl)
     print(
         f"memcheck: {len(inputs)} inputs through fastserve._parser in "
         f"{time.monotonic() - start:.1f} s"
