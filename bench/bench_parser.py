@@ -178,7 +178,8 @@ def unrepeated(data: bytes) -> bytes:
     request_line, *fields = data.rstrip(b"\r\n").split(b"\r\n")
     method, target, version = request_line.split(b" ")
     path, sep, query = target.partition(b"?")
-    target = (_other_byte(path) if len(path) > 1 else b"/x") + sep + (_other_byte(query) if query else b"")
+    path = _other_byte(path) if len(path) > 1 else b"/x"  # "." is no origin-form target
+    target = path + sep + (_other_byte(query) if query else b"")
     others = [
         name + b": " + _other_byte(value)
         for name, _, value in (field.partition(b": ") for field in reversed(fields))
