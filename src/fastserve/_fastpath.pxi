@@ -72,9 +72,10 @@ cdef object _fp_chain = None
 cdef time_t _fp_date_second = -1
 cdef bytes _fp_date = b""
 
-cdef str K_WSGI_ERRORS = "wsgi.errors"
+# interned, as set_base interns the keys of a connection's template
+cdef str K_WSGI_ERRORS = sys.intern("wsgi.errors")
 cdef str K_STDERR = "stderr"
-cdef str K_WSGI_INPUT = "wsgi.input"
+cdef str K_WSGI_INPUT = sys.intern("wsgi.input")
 cdef str K_HTTP_UPGRADE = "HTTP_UPGRADE"
 cdef str S_HEAD = "HEAD"
 

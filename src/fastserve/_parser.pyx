@@ -36,6 +36,7 @@ from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_CheckExact, Py
 from cpython.bytes cimport (
     PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize, PyBytes_GET_SIZE,
 )
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE, PyList_New, PyList_SET_ITEM
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF, Py_XDECREF
@@ -953,7 +954,10 @@ cdef class RequestParser:
             later = LATER_ENTRIES
         template = __Pyx_PyDict_NewPresized(7 + TEMPLATE_FIELDS + n + later)
         PyDict_Update(template, _TEMPLATE)
-        PyDict_Update(template, base)
+        for key, value in base.items():
+            # interned keys: the server's lookups of "wsgi.errors" and "wsgi.input" (interned
+            # too) then match at the first compare, not by comparing characters
+            template[sys.intern(key) if type(key) is str else key] = value
         if type(base) is dict:
             _keep_base_shape(<dict>base, template, later)
         self._template = template
@@ -1793,10 +1797,11 @@ cdef inline bint _has_ctl_split(const unsigned char* p, Py_ssize_t n) noexcept:
     return False
 
 
-cdef object _response_field(object item, object name, object value, int* flags):
+cdef int _response_field(object item, object name, object value, int* flags,
+                         long long* content_length) except -1:
     """Check one header ``item`` (``name, value``) of the application's and note what the
     server must know about it in ``flags`` (1: Connection: close, 2: Transfer-Encoding, 4:
-    Content-Length); returns the Content-Length as an int, else None."""
+    Content-Length); a Content-Length's value goes into ``content_length``."""
     cdef const unsigned char* np_
     cdef const unsigned char* vp
     cdef Py_ssize_t nlen, vlen, i, k, d, pos = 0
@@ -1821,7 +1826,8 @@ cdef object _response_field(object item, object name, object value, int* flags):
         _trim_ows(vp, &k, &d)
         if _decimal(vp, k, d, &length) != CL_OK:
             raise ValueError(f"invalid Content-Length {value!r}")
-        return length
+        content_length[0] = <long long>length
+        return 0
     if nlen == 10 and _ieq(np_, b"connection", 10):
         # RFC 9112 §9.6: the "close" connection option
         while _next_element(vp, vlen, &pos, &k, &d):
@@ -1829,7 +1835,7 @@ cdef object _response_field(object item, object name, object value, int* flags):
                 flags[0] |= 1
     elif nlen == 17 and _ieq(np_, b"transfer-encoding", 17):
         flags[0] |= 2
-    return None
+    return 0
 
 
 cdef bytes _response_head(const Buffer* vb, const unsigned char* sp, Py_ssize_t slen,
@@ -1902,14 +1908,21 @@ cdef list _head_fields(list items, int* flags, long long* content_length):
     """Check the application's headers: ``[name, value, ...]`` for
     :func:`_response_head`, what the server must know in ``flags`` and the last
     ``Content-Length`` in ``content_length`` (left alone when there is none)."""
-    cdef list parts = []
-    for item in items:
-        name, value = item
-        length = _response_field(item, name, value, flags)
-        if length is not None:
-            content_length[0] = length
-        parts.append(name)
-        parts.append(value)
+    cdef Py_ssize_t i, n = PyList_GET_SIZE(items)
+    cdef list parts = PyList_New(2 * n)
+    cdef object item, name, value
+    for i in range(n):
+        item = <object>PyList_GET_ITEM(items, i)
+        if type(item) is tuple and PyTuple_GET_SIZE(item) == 2:
+            name = <object>PyTuple_GET_ITEM(item, 0)
+            value = <object>PyTuple_GET_ITEM(item, 1)
+        else:
+            name, value = item
+        _response_field(item, name, value, flags, content_length)
+        Py_INCREF(name)
+        PyList_SET_ITEM(parts, 2 * i, name)
+        Py_INCREF(value)
+        PyList_SET_ITEM(parts, 2 * i + 1, value)
     return parts
 
 
