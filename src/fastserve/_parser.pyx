@@ -776,16 +776,22 @@ cdef enum:
     P_FIELDS = 1    # field lines
     P_DONE = 2      # head complete; the next parse() starts a new request
 
-# The strs of the previous request a parser keeps for reuse (_kept_or_new): the target's
-# three, then the values of the first KEPT_FIELDS field lines, by position (a client sends
-# its fields in the same order each time).
+# What a parser keeps from the previous head for the next (docs/parsing.md, "Successive
+# heads"): the target's three strs, and for each of the first KEPT_FIELDS field lines, by
+# position (a client sends its fields in the same order each time), a KeptField. The
+# KeptField array grows to the most field lines a head of the connection had (at most
+# KEPT_FIELDS), so an idle connection holds no more than its last head needed.
 cdef enum:
     KEPT_URI = 0
     KEPT_PATH = 1
     KEPT_QUERY = 2
-    KEPT_FIELD0 = 3
+    KEPT_TARGET = 3
     KEPT_FIELDS = 32
-    KEPT_SLOTS = KEPT_FIELD0 + KEPT_FIELDS
+
+cdef struct KeptField:
+    PyObject* value         # the value's str (owned), or NULL
+    PyObject* key           # the environ key (owned), or NULL
+    PyObject* shape_value   # the value the shape holds under the key (borrowed from _shape)
 
 cdef enum:
     T_ORIGIN = 0
@@ -888,17 +894,16 @@ cdef class RequestParser:
     cdef Field* _fields
     cdef Py_ssize_t _nfields
     cdef Py_ssize_t _cap
-    cdef PyObject* _kept[KEPT_SLOTS]  # owned references or NULL (tp_alloc zeroes them)
-    # the environ keys of the previous request's first KEPT_FIELDS fields (owned or NULL);
-    # _kept_n: how many, -1 when that head had an obs-fold, a dropped or a repeated name
-    cdef PyObject* _kept_keys[KEPT_FIELDS]
+    cdef PyObject* _kept_target[KEPT_TARGET]  # owned or NULL (tp_alloc zeroes them)
+    cdef KeptField* _kept      # _kept_cap entries, zeroed when added
+    cdef Py_ssize_t _kept_cap
+    # how many fields the previous head had, -1 when more than KEPT_FIELDS or one was an
+    # obs-fold, a dropped or a repeated name
     cdef Py_ssize_t _kept_n
     # the shape of those fields, once two heads in a row had them (see _shaped_environ):
-    # _shape_template's entries, then each kept key with the value _shape_values holds
-    # (borrowed from _shape)
+    # _shape_template's entries, then each kept key with the kept shape_value
     cdef dict _shape
     cdef dict _shape_template
-    cdef PyObject* _shape_values[KEPT_FIELDS]
 
     def __cinit__(self):
         self._cap = 32
@@ -909,10 +914,12 @@ cdef class RequestParser:
     def __dealloc__(self):
         cdef int i
         PyMem_Free(self._fields)
-        for i in range(KEPT_SLOTS):
-            Py_XDECREF(self._kept[i])
-        for i in range(KEPT_FIELDS):
-            Py_XDECREF(self._kept_keys[i])
+        for i in range(KEPT_TARGET):
+            Py_XDECREF(self._kept_target[i])
+        for i in range(self._kept_cap):
+            Py_XDECREF(self._kept[i].value)
+            Py_XDECREF(self._kept[i].key)
+        PyMem_Free(self._kept)
 
     def __init__(self, Py_ssize_t max_request_line=_abnf.MAX_REQUEST_LINE,
                  Py_ssize_t max_field_line=_abnf.MAX_FIELD_LINE,
@@ -1276,7 +1283,7 @@ cdef class RequestParser:
         cdef unsigned char acc = 0
         cdef signed char hi, lo
         if memchr(p + s, b"%", e - s) == NULL:
-            return _kept_or_new(&self._kept[KEPT_PATH], p + s, e - s, False)
+            return _kept_or_new(&self._kept_target[KEPT_PATH], p + s, e - s, False)
         buf = <unsigned char*>PyMem_Malloc(e - s)
         if buf == NULL:
             raise MemoryError()
@@ -1336,9 +1343,10 @@ cdef class RequestParser:
         else:
             env[K_PATH_INFO] = self._path_info(p)
         if self._q_start >= 0:
-            env[K_QUERY_STRING] = _kept_or_new(&self._kept[KEPT_QUERY], p + self._q_start,
-                                               self._q_end - self._q_start, False)
-        uri = _kept_or_new(&self._kept[KEPT_URI], p + self._uri_start,
+            env[K_QUERY_STRING] = _kept_or_new(&self._kept_target[KEPT_QUERY],
+                                               p + self._q_start, self._q_end - self._q_start,
+                                               False)
+        uri = _kept_or_new(&self._kept_target[KEPT_URI], p + self._uri_start,
                            self._t_end - self._uri_start, False)
         env[K_REQUEST_URI] = uri
         env[K_RAW_URI] = uri
@@ -1357,8 +1365,8 @@ cdef class RequestParser:
         cdef Field* f = &self._fields[i]
         if end != i + 1:
             return self._folded_value(p, i, end)
-        if i < KEPT_FIELDS:
-            return _kept_or_new(&self._kept[KEPT_FIELD0 + i], p + f.value_start,
+        if i < self._kept_cap:
+            return _kept_or_new(&self._kept[i].value, p + f.value_start,
                                 f.value_end - f.value_start, f.high)
         return _latin1(p + f.value_start, f.value_end - f.value_start, f.high)
 
@@ -1415,17 +1423,31 @@ cdef class RequestParser:
         cdef object key
         if f.key != NULL:
             key = <object>f.key
-        elif i < KEPT_FIELDS and _is_environ_key(self._kept_keys[i], p + f.name_start,
-                                                 f.name_end - f.name_start):
-            return <object>self._kept_keys[i]
+        elif i < self._kept_cap and _is_environ_key(self._kept[i].key, p + f.name_start,
+                                                    f.name_end - f.name_start):
+            return <object>self._kept[i].key
         else:
             key = _environ_key(p + f.name_start, f.name_end - f.name_start)
-        if i < KEPT_FIELDS and self._kept_keys[i] != <PyObject*>key:
-            kept = self._kept_keys[i]
+        if i < self._kept_cap and self._kept[i].key != <PyObject*>key:
+            kept = self._kept[i].key
             Py_INCREF(key)
-            self._kept_keys[i] = <PyObject*>key
+            self._kept[i].key = <PyObject*>key
             Py_XDECREF(kept)
         return key
+
+    cdef int _keep_room(self) except -1:
+        """Room in ``_kept`` for this head's field lines (at most KEPT_FIELDS)."""
+        cdef Py_ssize_t n = self._nfields if self._nfields < KEPT_FIELDS else KEPT_FIELDS
+        cdef KeptField* grown
+        if n <= self._kept_cap:
+            return 0
+        grown = <KeptField*>PyMem_Realloc(self._kept, n * sizeof(KeptField))
+        if grown == NULL:
+            raise MemoryError()
+        memset(grown + self._kept_cap, 0, (n - self._kept_cap) * sizeof(KeptField))
+        self._kept = grown
+        self._kept_cap = n
+        return 0
 
     cdef bint _same_keys(self, const unsigned char* p) noexcept:
         """This head's fields have the kept keys, in the same order (so no obs-fold, no
@@ -1437,10 +1459,10 @@ cdef class RequestParser:
         for i in range(self._nfields):
             f = &self._fields[i]
             if f.key != NULL:
-                if f.key != self._kept_keys[i]:
+                if f.key != self._kept[i].key:
                     return False
             elif f.kind != F_OTHER or not _is_environ_key(
-                    self._kept_keys[i], p + f.name_start, f.name_end - f.name_start):
+                    self._kept[i].key, p + f.name_start, f.name_end - f.name_start):
                 return False
         return True
 
@@ -1449,8 +1471,8 @@ cdef class RequestParser:
         cdef dict shape = PyDict_Copy(self._template)
         cdef Py_ssize_t i
         for i in range(self._kept_n):
-            PyDict_SetItem(shape, <object>self._kept_keys[i], <object>self._kept[KEPT_FIELD0 + i])
-            self._shape_values[i] = self._kept[KEPT_FIELD0 + i]
+            PyDict_SetItem(shape, <object>self._kept[i].key, <object>self._kept[i].value)
+            self._kept[i].shape_value = self._kept[i].value
         self._shape = shape
         self._shape_template = self._template
 
@@ -1472,17 +1494,17 @@ cdef class RequestParser:
         cdef object key, value
         for i in range(self._nfields):
             f = &self._fields[i]
-            slot = &self._kept[KEPT_FIELD0 + i]
+            slot = &self._kept[i].value
             before = slot[0]
             value = _kept_or_new(slot, p + f.value_start, f.value_end - f.value_start, f.high)
             if f.kind != F_OTHER:
                 _framing_field(fr, f.kind, i, value)
-            if <PyObject*>value != self._shape_values[i]:
-                key = <object>self._kept_keys[i]
+            if <PyObject*>value != self._kept[i].shape_value:
+                key = <object>self._kept[i].key
                 PyDict_SetItem(env, key, value)
                 if <PyObject*>value == before:
                     PyDict_SetItem(self._shape, key, value)
-                    self._shape_values[i] = <PyObject*>value
+                    self._kept[i].shape_value = <PyObject*>value
         return env
 
     cdef inline long long _framing(self, const unsigned char* p, dict env, const Framing* fr,
@@ -1514,7 +1536,9 @@ cdef class RequestParser:
         cdef str method = self._method_name(p)
         cdef str version = S_HTTP11 if self._http11 else S_HTTP10
         cdef dict env
-        cdef bint same_keys = self._same_keys(p)
+        cdef bint same_keys
+        self._keep_room()
+        same_keys = self._same_keys(p)
         memset(&fr, 0, sizeof(Framing))
         if same_keys and self._shape is not None and self._shape_template is self._template:
             env = self._shaped_environ(p, method, version, &fr)
