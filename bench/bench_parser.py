@@ -238,13 +238,15 @@ def make_fastserve(module_name: str, complete: bool = True) -> Runner:
     # once per connection, as HTTPConnection does: its entries hold wsgi.errors and
     # wsgi.input too, replaced per request (wsgi.errors is read per request)
     parser.set_base(dict(connection_entries(), **{"wsgi.input": rfile}))
+    # the keys as the server's fast path spells them: interned, like the template's
+    wsgi_errors, wsgi_input = sys.intern("wsgi.errors"), sys.intern("wsgi.input")
 
     def run(data: bytes) -> Environ:
         if not parse(data):
             raise RuntimeError("incomplete head")
         environ: Environ = parser.environ
-        environ["wsgi.errors"] = sys.stderr
-        environ["wsgi.input"] = rfile
+        environ[wsgi_errors] = sys.stderr
+        environ[wsgi_input] = rfile
         return environ
 
     return run

@@ -206,6 +206,24 @@ _TEMPLATE[K_SERVER_PROTOCOL] = S_HTTP11
 if tuple(_TEMPLATE) != _abnf.REQUEST_LINE_KEYS:
     raise ImportError("fastserve._parser's environ template is not fastserve._abnf's")
 
+# The request line's values in a dict an environ is copied from (the template, a shape), by
+# LINE_* index; REQUEST_URI's is RAW_URI's too. _request_environ puts in only the values
+# that are not these objects.
+cdef enum:
+    LINE_METHOD = 0
+    LINE_VERSION = 1
+    LINE_PATH = 2
+    LINE_QUERY = 3
+    LINE_URI = 4
+    LINE_VALUES = 5
+
+cdef PyObject* _TEMPLATE_LINE[LINE_VALUES]  # borrowed from _TEMPLATE, which never changes
+_TEMPLATE_LINE[LINE_METHOD] = <PyObject*>_TEMPLATE[K_REQUEST_METHOD]
+_TEMPLATE_LINE[LINE_VERSION] = <PyObject*>_TEMPLATE[K_SERVER_PROTOCOL]
+_TEMPLATE_LINE[LINE_PATH] = <PyObject*>_TEMPLATE[K_PATH_INFO]
+_TEMPLATE_LINE[LINE_QUERY] = <PyObject*>_TEMPLATE[K_QUERY_STRING]
+_TEMPLATE_LINE[LINE_URI] = <PyObject*>_TEMPLATE[K_REQUEST_URI]
+
 
 # --- field kinds: names the parser interprets (compared case-insensitively) ----------------
 
@@ -901,9 +919,11 @@ cdef class RequestParser:
     # obs-fold, a dropped or a repeated name
     cdef Py_ssize_t _kept_n
     # the shape of those fields, once two heads in a row had them (see _shaped_environ):
-    # _shape_template's entries, then each kept key with the kept shape_value
+    # _shape_template's entries with the request line's values of the head it was made
+    # from (_shape_line, borrowed from _shape), then each kept key with the kept shape_value
     cdef dict _shape
     cdef dict _shape_template
+    cdef PyObject* _shape_line[LINE_VALUES]
 
     def __cinit__(self):
         self._cap = 32
@@ -1322,11 +1342,12 @@ cdef class RequestParser:
         return _ascii(p + ms, mlen)
 
     cdef inline dict _request_environ(self, const unsigned char* p, str method, str version,
-                                      dict source):
+                                      dict source, PyObject** line):
         """A new environ: the entries of ``source`` (the template, see ``_TEMPLATE``, or the
-        shape, see ``_shaped_environ``), then the request line's."""
+        shape, see ``_shaped_environ``), then the request line's values that are not the
+        ones ``source`` holds (``line``, by LINE_* index)."""
         cdef dict env
-        cdef object uri
+        cdef object path, query, uri
         if source is not self._template or self._nfields <= TEMPLATE_FIELDS:
             env = PyDict_Copy(source)
         else:
@@ -1334,22 +1355,25 @@ cdef class RequestParser:
                 PyDict_GET_SIZE(self._template) + self._nfields + self._later
             )
             PyDict_Update(env, self._template)
-        if method is not "GET":
+        if <PyObject*>method != line[LINE_METHOD]:
             env[K_REQUEST_METHOD] = method
-        if version is not S_HTTP11:
+        if <PyObject*>version != line[LINE_VERSION]:
             env[K_SERVER_PROTOCOL] = version
-        if self._form == T_ASTERISK:
-            env[K_PATH_INFO] = S_STAR
-        else:
-            env[K_PATH_INFO] = self._path_info(p)
+        path = S_STAR if self._form == T_ASTERISK else self._path_info(p)
+        if <PyObject*>path != line[LINE_PATH]:
+            env[K_PATH_INFO] = path
         if self._q_start >= 0:
-            env[K_QUERY_STRING] = _kept_or_new(&self._kept_target[KEPT_QUERY],
-                                               p + self._q_start, self._q_end - self._q_start,
-                                               False)
+            query = _kept_or_new(&self._kept_target[KEPT_QUERY], p + self._q_start,
+                                 self._q_end - self._q_start, False)
+        else:
+            query = S_EMPTY
+        if <PyObject*>query != line[LINE_QUERY]:
+            env[K_QUERY_STRING] = query
         uri = _kept_or_new(&self._kept_target[KEPT_URI], p + self._uri_start,
                            self._t_end - self._uri_start, False)
-        env[K_REQUEST_URI] = uri
-        env[K_RAW_URI] = uri
+        if <PyObject*>uri != line[LINE_URI]:
+            env[K_REQUEST_URI] = uri
+            env[K_RAW_URI] = uri
         return env
 
     cdef inline Py_ssize_t _fold_end(self, Py_ssize_t i) noexcept:
@@ -1466,10 +1490,19 @@ cdef class RequestParser:
                 return False
         return True
 
-    cdef void _keep_shape(self) except *:
-        """Keep the shape of this head's fields (they have the kept keys and values)."""
+    cdef void _keep_shape(self, dict env) except *:
+        """Keep the shape of this head's fields (they have the kept keys and values) and
+        request line (its values in ``env``, the environ just made)."""
         cdef dict shape = PyDict_Copy(self._template)
         cdef Py_ssize_t i
+        cdef int k
+        cdef tuple line_keys = (K_REQUEST_METHOD, K_SERVER_PROTOCOL, K_PATH_INFO, K_QUERY_STRING,
+                                K_REQUEST_URI)
+        for k in range(LINE_VALUES):
+            value = env[line_keys[k]]
+            shape[line_keys[k]] = value
+            self._shape_line[k] = <PyObject*>value
+        shape[K_RAW_URI] = env[K_RAW_URI]
         for i in range(self._kept_n):
             PyDict_SetItem(shape, <object>self._kept[i].key, <object>self._kept[i].value)
             self._kept[i].shape_value = self._kept[i].value
@@ -1486,7 +1519,7 @@ cdef class RequestParser:
         the shape too; one that changes every time (a request id) costs one put per head,
         as it would in ``_add_fields``.
         """
-        cdef dict env = self._request_environ(p, method, version, self._shape)
+        cdef dict env = self._request_environ(p, method, version, self._shape, self._shape_line)
         cdef Py_ssize_t i
         cdef Field* f
         cdef PyObject** slot
@@ -1544,11 +1577,11 @@ cdef class RequestParser:
             env = self._shaped_environ(p, method, version, &fr)
         else:
             self._shape = None
-            env = self._request_environ(p, method, version, self._template)
+            env = self._request_environ(p, method, version, self._template, _TEMPLATE_LINE)
             self._add_fields(p, env, &fr)
             if same_keys:
                 # the same names as the previous head: keep their shape for the next
-                self._keep_shape()
+                self._keep_shape(env)
         if self._host_start >= 0:
             # RFC 9112 §3.2.2: an absolute-form target's authority replaces Host
             env[K_HTTP_HOST] = _ascii(p + self._host_start, self._host_end - self._host_start)
