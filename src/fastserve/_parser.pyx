@@ -36,7 +36,6 @@ from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_CheckExact, Py
 from cpython.bytes cimport (
     PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize, PyBytes_GET_SIZE,
 )
-from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE, PyList_New, PyList_SET_ITEM
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF, Py_XDECREF
@@ -1965,21 +1964,19 @@ cdef list _head_fields(list items, int* flags, long long* content_length):
     """Check the application's headers: ``[name, value, ...]`` for
     :func:`_response_head`, what the server must know in ``flags`` and the last
     ``Content-Length`` in ``content_length`` (left alone when there is none)."""
-    cdef Py_ssize_t i, n = PyList_GET_SIZE(items)
-    cdef list parts = PyList_New(2 * n)
-    cdef object item, name, value
-    for i in range(n):
-        item = <object>PyList_GET_ITEM(items, i)
+    cdef list parts = []
+    cdef object name, value
+    # a plain loop over the list: unpacking an item that is not a tuple runs Python code,
+    # which may change the list (the twin's loop sees the change the same way)
+    for item in items:
         if type(item) is tuple and PyTuple_GET_SIZE(item) == 2:
             name = <object>PyTuple_GET_ITEM(item, 0)
             value = <object>PyTuple_GET_ITEM(item, 1)
         else:
             name, value = item
         _response_field(item, name, value, flags, content_length)
-        Py_INCREF(name)
-        PyList_SET_ITEM(parts, 2 * i, name)
-        Py_INCREF(value)
-        PyList_SET_ITEM(parts, 2 * i + 1, value)
+        parts.append(name)
+        parts.append(value)
     return parts
 
 

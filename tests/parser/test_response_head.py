@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from types import ModuleType
 
 import pytest
@@ -147,3 +148,28 @@ def test_last_content_length_counts(parser_impl: ModuleType) -> None:
         b"HTTP/1.1", "200 OK", [("Content-Length", "1"), ("content-length", "2")], b""
     )
     assert result[2] == 2
+
+
+def test_pairs_that_are_not_tuples(parser_impl: ModuleType) -> None:
+    """Lists and other two-item iterables are pairs too (the compiled loop unpacks a
+    tuple directly and anything else as Python does)."""
+    head, _, length, _ = parser_impl.serialize_response_head(
+        b"HTTP/1.1", "200 OK", [["X-A", "1"], iter(("Content-Length", "5"))], b""
+    )
+    assert head == b"HTTP/1.1 200 OK\r\nX-A: 1\r\nContent-Length: 5\r\n"
+    assert length == 5
+
+
+def test_a_pair_whose_unpacking_changes_the_list(parser_impl: ModuleType) -> None:
+    """Unpacking a pair that is not a tuple runs Python code; if that code changes the
+    header list, both builds see the list as it is then (no read past its end)."""
+    headers: list[object] = []
+
+    class Shrinking:
+        def __iter__(self) -> Iterator[str]:
+            del headers[1:]
+            return iter(("X-A", "1"))
+
+    headers += [Shrinking(), ("X-B", "2"), ("X-C", "3")]
+    head, *_ = parser_impl.serialize_response_head(b"HTTP/1.1", "200 OK", headers, b"")
+    assert head == b"HTTP/1.1 200 OK\r\nX-A: 1\r\n"
